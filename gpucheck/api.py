@@ -1,0 +1,139 @@
+"""The public functions.  Thin: validate, then hand over to the engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backends, engine, validate
+from .functions import as_function
+from .result import GradCheckResult, SweepResult
+from .stencils import get_scheme
+
+__all__ = ["check_gradient", "numerical_gradient", "sweep"]
+
+
+def _setup(f, x, backend, progress):
+    func = as_function(f)
+    xv = validate.point(x)
+    name = backends.resolve(backend)
+    return engine.Evaluator(func, xv, name, progress)
+
+
+def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rtol=None,
+                   atol=None, worst=5, progress=None) -> GradCheckResult:
+    """Check an analytic gradient against finite differences.
+
+    f is evaluated at every perturbed copy ``x ± h e_i`` in one batched
+    backend call, together with a few points that measure f's rounding
+    noise.  Entries whose difference is not explained by rounding are
+    evaluated again at twice the step, which separates truncation error,
+    kinks and real mismatches.
+
+    Parameters
+    ----------
+    f : callable, Batched or Kernel
+        ``f(x) -> scalar``; or a function marked with :func:`gpucheck.batched`
+        (``f(xs) -> (B,)``); or a :func:`gpucheck.kernel`.  f is always called
+        with arrays of x's dtype.
+    x : array_like
+        The point, float32 or float64, any shape.  NumPy, CuPy, torch and JAX
+        arrays are accepted.
+    grad : array_like or callable
+        The analytic gradient at x (x's shape), or ``grad(x)`` returning it.
+    eps : float or array_like, optional
+        Relative step: element i is perturbed by ``eps * max(1, |x_i|)``
+        (rounded to a representable step).  An array of x's shape gives
+        absolute steps.  Default ``u ** (1/3)`` for ``central``, ``u ** (1/5)``
+        for ``central4``, u the dtype's unit roundoff.
+    scheme : {'central', 'central4'}
+        Two-point (error ~h²) or four-point (error ~h⁴) central differences.
+    backend : {'auto', 'cpu', 'cuda', 'cudasim'}
+        Where f is evaluated; 'auto' picks 'cuda' when a device is usable.
+    rtol, atol : float, optional
+        When given, replace the error model by the fixed rule
+        ``|n - a| <= atol + rtol * |a|`` (no refinement, no kink test).
+    worst : int
+        How many worst entries to report.
+    progress : callable, optional
+        ``progress(done, total)`` called as points are evaluated.
+
+    Returns
+    -------
+    GradCheckResult
+
+    Raises
+    ------
+    GpuCheckError
+        For bad input, or when f fails or returns something other than a
+        finite scalar at x.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> x = np.linspace(-1, 1, 6)
+    >>> r = gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, np.cos(x))
+    >>> r.status
+    'pass'
+    >>> gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, -np.cos(x)).status
+    'fail'
+    """
+    ev = _setup(f, x, backend, progress)
+    a = validate.analytic(grad, ev.x)
+    eps = validate.eps_option(eps, ev.x)
+    rtol = validate.tolerance_option(rtol, "rtol")
+    atol = validate.tolerance_option(atol, "atol")
+    k = validate.positive_int(worst, "worst")
+    return engine.check(ev, a, scheme=get_scheme(scheme), eps=eps, rtol=rtol, atol=atol, k_worst=k)
+
+
+def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None) -> np.ndarray:
+    """The finite-difference gradient of f at x, float64 of x's shape.
+
+    Parameters are those of :func:`check_gradient`.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> g = gpucheck.numerical_gradient(lambda v: float(v @ v), np.array([1.0, -2.0]))
+    >>> np.allclose(g, [2.0, -4.0])
+    True
+    """
+    ev = _setup(f, x, backend, progress)
+    eps = validate.eps_option(eps, ev.x)
+    g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
+    validate.base_value(f0)
+    return g.reshape(ev.x.shape)
+
+
+def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=None) -> SweepResult:
+    """Run the check over a range of steps and explain how the error behaves.
+
+    All steps are evaluated in one batched backend call.  The result names
+    the regime ('roundoff', 'truncation', 'balanced' or 'bug'), the best
+    step, and says in plain sentences why.
+
+    Parameters
+    ----------
+    f, x, grad, scheme, backend, progress
+        As in :func:`check_gradient`.
+    eps : sequence of float, optional
+        Relative steps.  Default: decades from about ``sqrt(u)`` up to 1.
+
+    Returns
+    -------
+    SweepResult
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> x = np.linspace(0.5, 1.5, 8)
+    >>> s = gpucheck.sweep(lambda v: np.sum(v ** 3), x, 3 * x ** 2, eps=[1e-3, 1e-2, 1e-1, 1.0])
+    >>> s.regime
+    'truncation'
+    """
+    from .stepsweep import run_sweep
+
+    ev = _setup(f, x, backend, progress)
+    a = validate.analytic(grad, ev.x)
+    steps = None if eps is None else validate.eps_list(eps)
+    return run_sweep(ev, a, scheme=get_scheme(scheme), steps=steps)

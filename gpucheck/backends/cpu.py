@@ -1,0 +1,152 @@
+"""The CPU backend: NumPy for callables and batched functions, numba for kernels.
+
+Callables are called once per point on a fresh copy of x, so a function that
+writes into its argument cannot corrupt later points.  Batched functions are
+called on chunks of perturbed copies sized to ``chunk_bytes``; chunks run on
+a thread pool (NumPy releases the GIL inside its loops) with one reusable
+buffer per worker, because allocating a fresh stack per chunk can cost more
+than the forward pass itself.  Kernel functions go to a
+``numba.njit(parallel=True)`` loop built from the same source as the CUDA
+kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..errors import GpuCheckError
+from ..functions import Function
+from . import Evaluation, Progress
+
+__all__ = ["name", "evaluate", "DEFAULT_CHUNK_BYTES"]
+
+name = "cpu"
+
+#: Bytes of perturbed copies handed to a batched function per call.  Measured
+#: on a 2-core host (bench/bench_cpu.py): 1 to 8 MiB are within a few percent
+#: of each other, much smaller chunks pay Python overhead per call.
+DEFAULT_CHUNK_BYTES = 4 << 20
+
+
+def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *,
+             progress: Progress = None, chunk_bytes: int | None = None,
+             workers: int | None = None) -> Evaluation:
+    """Evaluate f at every perturbed point on the host.
+
+    Parameters
+    ----------
+    func : Function
+        The normalised function.
+    x : numpy.ndarray
+        The point, C-contiguous, float32 or float64.
+    idx, vals : numpy.ndarray
+        Flat index and new value per point (see :mod:`gpucheck.backends`).
+    progress : callable, optional
+        Called as ``progress(done, total)`` as points complete.
+    chunk_bytes : int, optional
+        Size of one chunk of perturbed copies for batched functions.
+    workers : int, optional
+        Threads for batched chunks; default: the number of usable cores.
+
+    Returns
+    -------
+    Evaluation
+    """
+    if func.kind == "kernel":
+        from . import cpu_kernel
+
+        return cpu_kernel.evaluate(func, x, idx, vals, progress=progress)
+    t0 = time.perf_counter()
+    if func.kind == "batched":
+        values = _evaluate_batched(func, x, idx, vals, progress,
+                                   chunk_bytes or DEFAULT_CHUNK_BYTES, workers)
+    else:
+        values = _evaluate_callable(func, x, idx, vals, progress)
+    return Evaluation(values, 0.0, time.perf_counter() - t0)
+
+
+def _scalar(value, where: str) -> float:
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype == object:
+        raise GpuCheckError(
+            f"`f` must return a scalar, got {type(value).__name__} of shape {arr.shape} {where}"
+        )
+    return float(arr.reshape(()))
+
+
+def _evaluate_callable(func, x, idx, vals, progress) -> np.ndarray:
+    total = idx.size
+    out = np.empty(total, dtype=np.float64)
+    buf = np.empty_like(x)
+    flat = buf.reshape(-1)
+    step = max(1, total // 100)
+    for p in range(total):
+        np.copyto(buf, x)
+        flat[idx[p]] = vals[p]
+        out[p] = _scalar(func.fn(buf), f"at point {p}")
+        if progress is not None and (p + 1) % step == 0:
+            progress(p + 1, total)
+    if progress is not None:
+        progress(total, total)
+    return out
+
+
+def chunk_rows(n_elements: int, itemsize: int, chunk_bytes: int) -> int:
+    """How many perturbed copies of an ``n_elements`` point fit in a chunk."""
+    return max(1, int(chunk_bytes) // max(1, n_elements * itemsize))
+
+
+def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.ndarray:
+    total = idx.size
+    n = x.size
+    rows = min(total, chunk_rows(n, x.itemsize, chunk_bytes))
+    starts = list(range(0, total, rows))
+    out = np.empty(total, dtype=np.float64)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(int(workers), len(starts)))
+    local = threading.local()
+    lock = threading.Lock()
+    done = [0]
+
+    def run(start: int) -> None:
+        stop = min(start + rows, total)
+        b = stop - start
+        buf = getattr(local, "buf", None)
+        if buf is None or buf.shape[0] < b:
+            buf = local.buf = np.empty((rows, n), dtype=x.dtype)
+        xs = buf[:b]
+        xs[...] = x.reshape(1, n)
+        xs[np.arange(b), idx[start:stop]] = vals[start:stop]
+        res = func.fn(xs.reshape((b,) + x.shape))
+        out[start:stop] = _batch_values(res, b, start)
+        if progress is not None:
+            with lock:
+                done[0] += b
+                progress(done[0], total)
+
+    if workers == 1:
+        for s in starts:
+            run(s)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for fut in [pool.submit(run, s) for s in starts]:
+                fut.result()
+    return out
+
+
+def _batch_values(res, b: int, start: int) -> np.ndarray:
+    if hasattr(res, "get") and not isinstance(res, np.ndarray):  # a CuPy array
+        res = res.get()
+    arr = np.asarray(res)
+    if arr.dtype == object or arr.shape != (b,):
+        raise GpuCheckError(
+            f"a batched `f` must return shape ({b},) for a batch of {b} points, "
+            f"got {getattr(arr, 'shape', None)} (batch starting at point {start})"
+        )
+    return arr.astype(np.float64, copy=False)

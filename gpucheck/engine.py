@@ -1,0 +1,198 @@
+"""The pipeline behind the public functions: plan, evaluate, judge, report.
+
+All the points a stage needs (base point, stencil nodes, noise probes, and
+for a sweep every step) go to the backend in one call; only the entries the
+first pass could not settle are evaluated again, at twice the step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import backends, judge, noise, plan
+from .diagnose import diagnose
+from .errors import GpuCheckError
+from .functions import Function
+from .result import GradCheckResult, WorstEntry
+from .stencils import Scheme
+
+__all__ = ["Evaluator", "check", "numerical"]
+
+
+@dataclass
+class Evaluator:
+    """Runs point sets through one backend, counting evaluations and time."""
+
+    func: Function
+    x: np.ndarray
+    backend: str
+    progress: object = None
+    nfev: int = 0
+    compile_seconds: float = 0.0
+    run_seconds: float = 0.0
+
+    def __post_init__(self):
+        self._impl = backends.get(self.backend)
+
+    def __call__(self, *parts):
+        """Evaluate several ``(idx, vals)`` sets in one backend call; split the result."""
+        idx = np.concatenate([np.asarray(i, dtype=np.int64).ravel() for i, _ in parts])
+        vals = np.concatenate([np.asarray(v, dtype=self.x.dtype).ravel() for _, v in parts])
+        try:
+            ev = self._impl.evaluate(self.func, self.x, idx, vals, progress=self.progress)
+        except GpuCheckError:
+            raise
+        except Exception as err:
+            raise GpuCheckError(
+                f"`f` raised {type(err).__name__} while being evaluated on backend "
+                f"{self.backend!r}: {err}") from err
+        values = np.asarray(ev.values, dtype=np.float64)
+        if values.shape != idx.shape:
+            raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values for {idx.size} points")
+        self.nfev += idx.size
+        self.compile_seconds += ev.compile_seconds
+        self.run_seconds += ev.run_seconds
+        out, start = [], 0
+        for i, _ in parts:
+            k = np.asarray(i).size
+            out.append(values[start:start + k])
+            start += k
+        return out
+
+    def base_part(self):
+        """The base point, expressed as a perturbation that changes nothing."""
+        return np.zeros(1, dtype=np.int64), self.x.reshape(-1)[:1].copy()
+
+
+def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
+    """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
+    st = plan.points(ev.x, scheme=scheme, eps=eps)
+    f0, fv = ev(ev.base_part(), (st.idx, st.vals))
+    return st.derivative(fv), st, float(f0[0])
+
+
+def _nodes_for_refinement(scheme: Scheme):
+    """Multipliers needed at step 2h and for the kink test, beyond stage one."""
+    have = set(scheme.multipliers) | {0}
+    need = sorted((set(2 * m for m in scheme.multipliers) | {-2, -1, 1, 2}) - have)
+    return need
+
+
+def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=None,
+          k_worst: int = 5) -> GradCheckResult:
+    """Run the full check of analytic gradient ``a`` (float64, x's shape)."""
+    t0 = time.perf_counter()
+    x = ev.x
+    u = plan.unit_roundoff(x.dtype)
+    st = plan.points(x, scheme=scheme, eps=eps)
+    probe = noise.probe_points(x, st.h)
+    f0v, fv, pv = ev(ev.base_part(), (st.idx, st.vals), (probe.idx, probe.vals))
+    from .validate import base_value
+
+    f0 = base_value(float(f0v[0]))
+    sigma = noise.estimate(probe, f0, pv)
+    if not np.isfinite(sigma):
+        sigma = u * abs(f0)
+    af = a.reshape(-1)
+    n = st.derivative(fv)
+    K = len(scheme.multipliers)
+    node_vals = fv.reshape(K, -1)
+    user_tol = rtol is not None or atol is not None
+    truncation = np.zeros_like(n)
+    kink = np.zeros(n.shape, dtype=bool)
+    refined = np.zeros(n.shape, dtype=bool)
+
+    if user_tol:
+        tol = (atol or 0.0) + (rtol or 0.0) * np.abs(af)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(n) & (np.abs(n - af) <= tol)
+        status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
+        reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
+        nonfinite = ~np.isfinite(n)
+        status[nonfinite] = judge.INCONCLUSIVE
+        reason[nonfinite] = judge.R_NONFINITE
+    else:
+        tol, ok = judge.first_pass(af, n, st.rounding_gain, sigma, u)
+        status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
+        reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
+        flagged = np.flatnonzero(~ok & np.isfinite(af))
+        if flagged.size:
+            refined[flagged] = True
+            h = st.h[flagged]
+            need = _nodes_for_refinement(scheme)
+            extra = plan.stencil(x, need, h, flagged)
+            (ev_extra,) = ev((extra.idx, extra.vals))
+            f_at = {m: node_vals[k, flagged] for k, m in enumerate(scheme.multipliers)}
+            off_at = {m: st.offsets[k, flagged] for k, m in enumerate(scheme.multipliers)}
+            ev_extra = ev_extra.reshape(len(need), -1)
+            for k, m in enumerate(need):
+                f_at[m] = ev_extra[k]
+                off_at[m] = extra.offsets[k]
+            f_at[0] = np.full(flagged.size, f0)
+            off_at[0] = np.zeros(flagged.size)
+            mult2 = [2 * m for m in scheme.multipliers]
+            w2 = plan.derivative_weights(np.stack([off_at[m] for m in mult2]))
+            d2 = (w2 * np.stack([f_at[m] for m in mult2])).sum(axis=0)
+            gain1 = st.rounding_gain[flagged]
+            gain2 = np.abs(w2).sum(axis=0)
+            a_scale = float(np.max(np.abs(af)))
+            s_, r_, t_, tr_, k_ = judge.refine(af[flagged], n[flagged], d2, gain1, gain2,
+                                               scheme.order, sigma, u, a_scale, f_at, off_at)
+            status[flagged], reason[flagged], tol[flagged] = s_, r_, t_
+            truncation[flagged], kink[flagged] = tr_, k_
+        nonfinite_a = ~np.isfinite(af)
+        status[nonfinite_a] = judge.FAIL
+        reason[nonfinite_a] = judge.R_MISMATCH
+        status, reason = judge.mark_uninformative(status, reason, tol, af, n)
+
+    return _result(ev, x, af, n, st, tol, status, reason, kink, refined, sigma,
+                   scheme, k_worst, time.perf_counter() - t0)
+
+
+def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
+    """``||n - a|| / (||n|| + ||a||)``, 0 when both are zero."""
+    num = float(np.linalg.norm(n - a))
+    den = float(np.linalg.norm(n) + np.linalg.norm(a))
+    if den == 0.0:
+        return 0.0
+    return num / den
+
+
+def _result(ev, x, af, n, st, tol, status, reason, kink, refined, sigma, scheme, k_worst,
+            seconds) -> GradCheckResult:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        abs_err = np.abs(n - af)
+        big = np.maximum(np.abs(n), np.abs(af))
+        rel_err = np.where(big > 0, abs_err / np.where(big > 0, big, 1.0), 0.0)
+        ratio = np.where(tol > 0, abs_err / np.where(tol > 0, tol, 1.0), np.where(abs_err > 0, np.inf, 0.0))
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    # failing entries first, then the largest error relative to tolerance
+    key = ratio + np.where(status == judge.FAIL, 1e300, 0.0)
+    k = min(k_worst, n.size)
+    order = np.argsort(-key, kind="stable")[:k]
+    names = np.asarray(judge.STATUS_NAMES)
+    worst = tuple(
+        WorstEntry(tuple(int(i) for i in np.unravel_index(int(j), x.shape)), float(n[j]), float(af[j]),
+                   float(abs_err[j]), float(rel_err[j]), float(tol[j]), str(names[status[j]]),
+                   judge.REASONS[reason[j]])
+        for j in order)
+    overall = judge.overall(status)
+    shape = x.shape
+    return GradCheckResult(
+        status=overall, passed=overall == "pass",
+        discrepancy=discrepancy(np.nan_to_num(n), np.nan_to_num(af)),
+        numeric=n.reshape(shape), analytic=af.reshape(shape),
+        abs_error=abs_err.reshape(shape), rel_error=rel_err.reshape(shape),
+        tolerance=tol.reshape(shape), element_status=names[status].reshape(shape),
+        worst=worst, eps=st.h.reshape(shape), backend=ev.backend, nfev=ev.nfev,
+        seconds=seconds, scheme=scheme.name, dtype=str(x.dtype), noise=float(sigma),
+        n_failed=int(np.sum(status == judge.FAIL)),
+        n_inconclusive=int(np.sum(status == judge.INCONCLUSIVE)),
+        n_kinks=int(np.sum(kink)), n_refined=int(np.sum(refined)),
+        diagnosis=diagnose(n.reshape(shape), af.reshape(shape), status.reshape(shape) == judge.FAIL)
+        if overall == "fail" else "",
+        compile_seconds=ev.compile_seconds,
+    )

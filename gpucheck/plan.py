@@ -1,0 +1,131 @@
+"""Plan the perturbed points: representable steps, stencil nodes, weights.
+
+The plan is pure host arithmetic in float64 NumPy; the backends only ever see
+``(idx, vals)`` pairs.  Steps are per element, ``h_i = eps * max(1, |x_i|)``
+with ``eps = u ** step_power`` by default (u the dtype's unit roundoff), and
+the nodes are rounded to x's dtype exactly as f will see them, so the
+weights use the offsets that were really applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GpuCheckError
+from .stencils import Scheme, derivative_weights
+
+__all__ = ["unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
+           "points", "combine"]
+
+
+def unit_roundoff(dtype) -> float:
+    """Unit roundoff u of a float dtype (2**-24 for float32, 2**-53 for float64)."""
+    return float(np.finfo(dtype).eps) / 2.0
+
+
+def default_eps(dtype, scheme: Scheme) -> float:
+    """The default relative step for ``scheme`` in ``dtype``."""
+    return unit_roundoff(dtype) ** scheme.step_power
+
+
+def nominal_steps(x: np.ndarray, eps) -> np.ndarray:
+    """Per-element steps ``eps * max(1, |x|)`` (float64, x's flat size).
+
+    ``eps`` may be a scalar or an array of x's shape (absolute steps are then
+    taken as given).
+    """
+    xf = np.abs(x.reshape(-1).astype(np.float64))
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim == 0:
+        return float(e) * np.maximum(1.0, xf)
+    return e.reshape(-1).copy()
+
+
+@dataclass(frozen=True)
+class Stencil:
+    """The nodes of one scheme at one step for a set of elements.
+
+    Attributes
+    ----------
+    elements : numpy.ndarray
+        Flat indices of the elements (int64, shape ``(M,)``).
+    multipliers : tuple of int
+        Node positions in units of the step.
+    h : numpy.ndarray
+        Nominal step per element (float64, ``(M,)``).
+    vals : numpy.ndarray
+        The perturbed values, in x's dtype, shape ``(K, M)``.
+    offsets : numpy.ndarray
+        ``vals - x`` computed exactly in float64, ``(K, M)``.
+    weights : numpy.ndarray
+        Derivative weights for those offsets, ``(K, M)``.
+    """
+
+    elements: np.ndarray
+    multipliers: tuple
+    h: np.ndarray
+    vals: np.ndarray
+    offsets: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def idx(self) -> np.ndarray:
+        """Flat index of every node, ``(K * M,)``, node-major."""
+        return np.tile(self.elements, len(self.multipliers))
+
+    @property
+    def rounding_gain(self) -> np.ndarray:
+        """``sum_k |w_k|``: how much an error in f is amplified, ``(M,)``."""
+        return np.abs(self.weights).sum(axis=0)
+
+    def derivative(self, values: np.ndarray) -> np.ndarray:
+        """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'."""
+        v = np.asarray(values, dtype=np.float64).reshape(len(self.multipliers), -1)
+        return (self.weights * v).sum(axis=0)
+
+
+def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None) -> Stencil:
+    """Build the nodes ``x_i + c * h_i`` for the given elements.
+
+    Raises
+    ------
+    GpuCheckError
+        If a step is so small that a node rounds back onto ``x_i`` (the
+        difference would be 0/0) or a node overflows.
+    """
+    flat = x.reshape(-1)
+    if elements is None:
+        elements = np.arange(flat.size, dtype=np.int64)
+    elements = np.asarray(elements, dtype=np.int64)
+    h = np.asarray(h, dtype=np.float64)
+    base = flat[elements].astype(np.float64)
+    mult = np.asarray(multipliers, dtype=np.float64)[:, None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        vals = (base[None, :] + mult * h[None, :]).astype(x.dtype)
+    offsets = vals.astype(np.float64) - base[None, :]
+    if not np.all(np.isfinite(offsets)):
+        bad = int(elements[np.argmax(~np.all(np.isfinite(offsets), axis=0))])
+        raise GpuCheckError(
+            f"`eps` makes a perturbed point overflow {x.dtype} at flat index {bad}")
+    if np.any(offsets == 0.0):
+        col = int(np.argmax(np.any(offsets == 0.0, axis=0)))
+        bad = int(elements[col])
+        raise GpuCheckError(
+            f"`eps` is too small for {x.dtype}: a step of {h[col]:.3g} rounds to zero at "
+            f"x{np.unravel_index(bad, x.shape)} = {flat[bad]!r}")
+    weights = derivative_weights(offsets)
+    return Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
+
+
+def points(x: np.ndarray, *, scheme: Scheme, eps=None) -> Stencil:
+    """The full stencil of ``scheme`` over every element of x."""
+    if eps is None:
+        eps = default_eps(x.dtype, scheme)
+    return stencil(x, scheme.multipliers, nominal_steps(x, eps))
+
+
+def combine(st: Stencil, values: np.ndarray) -> np.ndarray:
+    """Numerical derivative from f at the stencil's nodes (alias of ``st.derivative``)."""
+    return st.derivative(values)

@@ -1,0 +1,279 @@
+"""Result objects: frozen, readable in a terminal, JSON-safe through ``to_dict``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["WorstEntry", "GradCheckResult", "SweepResult"]
+
+
+def _num(v) -> Optional[float]:
+    v = float(v)
+    return v if np.isfinite(v) else None if np.isnan(v) else (1e308 if v > 0 else -1e308)
+
+
+def _fmt(v: float) -> str:
+    return f"{v: .6e}" if np.isfinite(v) else f"{v!s:>13}"
+
+
+@dataclass(frozen=True)
+class WorstEntry:
+    """One of the entries furthest outside (or closest to) its tolerance.
+
+    Attributes
+    ----------
+    index : tuple of int
+        Multi-index into x.
+    numeric, analytic : float
+        The two derivative values.
+    abs_error, rel_error : float
+        ``|n - a|`` and ``|n - a| / max(|n|, |a|)``.
+    tolerance : float
+        What the error model allows for this entry.
+    status : str
+        'pass', 'fail' or 'inconclusive'.
+    note : str
+        Why the entry got its status.
+    """
+
+    index: tuple
+    numeric: float
+    analytic: float
+    abs_error: float
+    rel_error: float
+    tolerance: float
+    status: str
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"index": list(self.index), "numeric": _num(self.numeric),
+                "analytic": _num(self.analytic), "abs_error": _num(self.abs_error),
+                "rel_error": _num(self.rel_error), "tolerance": _num(self.tolerance),
+                "status": self.status, "note": self.note}
+
+
+@dataclass(frozen=True, repr=False)
+class GradCheckResult:
+    """The outcome of :func:`gpucheck.check_gradient`.
+
+    Attributes
+    ----------
+    status : str
+        'pass', 'fail' or 'inconclusive'.
+    passed : bool
+        ``status == 'pass'``.
+    discrepancy : float
+        ``||n - a|| / (||n|| + ||a||)`` (2-norms; 0 when both are 0).
+    numeric, analytic : numpy.ndarray
+        Numerical and analytic gradient, float64, x's shape.
+    abs_error, rel_error : numpy.ndarray
+        Per element ``|n - a|`` and ``|n - a| / max(|n|, |a|)``.
+    tolerance : numpy.ndarray
+        Per-element tolerance the verdict used.
+    element_status : numpy.ndarray
+        Per-element 'pass' / 'fail' / 'inconclusive' (a string array).
+    worst : tuple of WorstEntry
+        The entries with the largest error relative to their tolerance.
+    eps : numpy.ndarray
+        The nominal step used per element, x's shape.
+    backend : str
+        The backend that evaluated f.
+    nfev : int
+        Evaluations of f (perturbed copies), including the noise probes and
+        any refinement.
+    seconds : float
+        Wall time of the check; ``compile_seconds`` of it went to compiling.
+    scheme : str
+        The finite-difference scheme.
+    dtype : str
+        x's dtype, the dtype f was evaluated in.
+    noise : float
+        Measured noise level of f at x (standard deviation).
+    n_failed, n_inconclusive, n_kinks, n_refined : int
+        Counts of entries.
+    diagnosis : str
+        The likely bug pattern when one fits, else ''.
+    compile_seconds : float
+        Part of ``seconds`` spent compiling kernels.
+    """
+
+    status: str
+    passed: bool
+    discrepancy: float
+    numeric: np.ndarray
+    analytic: np.ndarray
+    abs_error: np.ndarray
+    rel_error: np.ndarray
+    tolerance: np.ndarray
+    element_status: np.ndarray
+    worst: tuple
+    eps: np.ndarray
+    backend: str
+    nfev: int
+    seconds: float
+    scheme: str = "central"
+    dtype: str = "float64"
+    noise: float = 0.0
+    n_failed: int = 0
+    n_inconclusive: int = 0
+    n_kinks: int = 0
+    n_refined: int = 0
+    diagnosis: str = ""
+    compile_seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return (f"GradCheckResult(status={self.status!r}, discrepancy={self.discrepancy:.3e}, "
+                f"n={self.numeric.size}, failed={self.n_failed}, backend={self.backend!r})")
+
+    def summary(self) -> str:
+        """One line: the verdict and the headline numbers."""
+        n = self.numeric.size
+        parts = [f"{self.status.upper()}: {n - self.n_failed - self.n_inconclusive}/{n} entries agree"]
+        if self.n_failed:
+            parts.append(f"{self.n_failed} fail")
+        if self.n_inconclusive:
+            parts.append(f"{self.n_inconclusive} inconclusive")
+        parts.append(f"discrepancy {self.discrepancy:.3e}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        n = self.numeric.size
+        lines = [
+            f"gradient check: {self.status.upper()}",
+            f"  {self.summary()}",
+            f"  x: {n} entries, shape {tuple(self.numeric.shape)}, {self.dtype}; scheme {self.scheme}, "
+            f"step {_span(self.eps)}",
+            f"  noise of f: {self.noise:.2e}; kinks: {self.n_kinks}; refined: {self.n_refined}",
+            f"  backend {self.backend}: {self.nfev} evaluations in {self.seconds:.3f} s"
+            + (f" ({self.compile_seconds:.3f} s compiling)" if self.compile_seconds else ""),
+        ]
+        if self.worst:
+            lines.append("  worst entries (error / tolerance):")
+            lines.append(f"    {'index':<14} {'numeric':>14} {'analytic':>14} {'abs err':>10} "
+                         f"{'tol':>10} {'ratio':>8}  status")
+            for w in self.worst:
+                ratio = w.abs_error / w.tolerance if w.tolerance > 0 else np.inf
+                lines.append(f"    {str(w.index):<14} {_fmt(w.numeric):>14} {_fmt(w.analytic):>14} "
+                             f"{w.abs_error:10.2e} {w.tolerance:10.2e} {ratio:8.2f}  {w.status}"
+                             + (f" ({w.note})" if w.note else ""))
+        if self.diagnosis:
+            lines.append(f"  likely cause: {self.diagnosis}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (arrays as nested lists; infinities clipped)."""
+        def arr(a):
+            a = np.asarray(a, dtype=np.float64)
+            return np.nan_to_num(a, nan=0.0, posinf=1e308, neginf=-1e308).tolist()
+
+        return {
+            "status": self.status, "passed": self.passed,
+            "discrepancy": _num(self.discrepancy),
+            "numeric": arr(self.numeric), "analytic": arr(self.analytic),
+            "abs_error": arr(self.abs_error), "rel_error": arr(self.rel_error),
+            "tolerance": arr(self.tolerance),
+            "element_status": np.asarray(self.element_status).tolist(),
+            "worst": [w.to_dict() for w in self.worst],
+            "eps": arr(self.eps), "backend": self.backend, "nfev": int(self.nfev),
+            "seconds": float(self.seconds), "compile_seconds": float(self.compile_seconds),
+            "scheme": self.scheme, "dtype": self.dtype, "noise": _num(self.noise),
+            "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
+            "n_kinks": self.n_kinks, "n_refined": self.n_refined, "diagnosis": self.diagnosis,
+        }
+
+
+def _span(eps: np.ndarray) -> str:
+    lo, hi = float(np.min(eps)), float(np.max(eps))
+    return f"{lo:.2e}" if lo == hi else f"{lo:.2e}..{hi:.2e}"
+
+
+@dataclass(frozen=True, repr=False)
+class SweepResult:
+    """The outcome of :func:`gpucheck.sweep`: the check across step sizes.
+
+    Attributes
+    ----------
+    eps : numpy.ndarray
+        Relative steps (the step of element i is ``eps * max(1, |x_i|)``).
+    discrepancy : numpy.ndarray
+        The metric at each step.
+    predicted_rounding, predicted_truncation : numpy.ndarray
+        The error model's two parts at each step, in the metric's units.
+    best_eps : float
+        The step with the smallest discrepancy.
+    regime : str
+        'roundoff', 'truncation', 'balanced' or 'bug'.
+    explanation : str
+        A few plain sentences: which regime, why, what step to use, and
+        whether what is left is noise or a bug.
+    noise : float
+        Measured noise of f at x.
+    dtype, backend : str
+    nfev : int
+    seconds : float
+    """
+
+    eps: np.ndarray
+    discrepancy: np.ndarray
+    predicted_rounding: np.ndarray
+    predicted_truncation: np.ndarray
+    best_eps: float
+    regime: str
+    explanation: str
+    noise: float
+    dtype: str
+    backend: str
+    nfev: int
+    seconds: float
+    max_abs_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __repr__(self) -> str:
+        return f"SweepResult(regime={self.regime!r}, best_eps={self.best_eps:.1e}, steps={self.eps.size})"
+
+    def table(self) -> str:
+        """The step table as text."""
+        rows = [f"  {'eps':>8}  {'discrepancy':>12}  {'disc*eps':>10}  {'rounding':>10}  {'truncation':>10}"]
+        for e, d, r, t in zip(self.eps, self.discrepancy, self.predicted_rounding,
+                              self.predicted_truncation):
+            mark = "  <- best" if e == self.best_eps else ""
+            rows.append(f"  {e:8.0e}  {d:12.3e}  {d * e:10.2e}  {r:10.2e}  {t:10.2e}{mark}")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        return "\n".join([
+            f"epsilon sweep ({self.dtype}, backend {self.backend}, {self.nfev} evaluations, "
+            f"{self.seconds:.2f} s): regime {self.regime.upper()}",
+            self.table(),
+            "",
+            _wrap(self.explanation),
+        ])
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {
+            "eps": self.eps.tolist(), "discrepancy": [_num(d) for d in self.discrepancy],
+            "predicted_rounding": [_num(d) for d in self.predicted_rounding],
+            "predicted_truncation": [_num(d) for d in self.predicted_truncation],
+            "best_eps": float(self.best_eps), "regime": self.regime,
+            "explanation": self.explanation, "noise": _num(self.noise), "dtype": self.dtype,
+            "backend": self.backend, "nfev": int(self.nfev), "seconds": float(self.seconds),
+        }
+
+    def plot(self, path, *, title: str | None = None):
+        """Write a log-log picture of error against step (PNG); needs the ``plot`` extra."""
+        from .plot import plot_sweep
+
+        return plot_sweep(self, path, title=title)
+
+
+def _wrap(text: str, width: int = 88) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(p, width) for p in text.split("\n"))

@@ -1,0 +1,1 @@
+"""CUDA kernels (numba.cuda) and CUDA C sources; importable without a GPU."""
