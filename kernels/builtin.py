@@ -1,0 +1,153 @@
+"""Loss functions gpucheck ships in the kernel contract, with batched twins.
+
+Each scalar function is written once in the subset of Python that numba
+compiles for the CPU and CUDA, and is used by ``gpucheck bench`` and the
+tests as the workloads every backend must agree on.  Accumulators start as
+the float64 literal ``0.0``, so float32 inputs are summed in float64 (the
+accumulation rule of :func:`gpucheck.kernel`).
+
+The batched twins compute the same loss over a leading batch axis with the
+array API, so the same code runs on NumPy and CuPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["mse", "dense_mse", "mse_batched", "dense_mse_batched", "workload"]
+
+
+def mse(x, t):
+    """Mean squared error of an n-D sample against a target of the same shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mse(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
+    5.0
+    """
+    # ``.flat`` indexes any layout without a copy: on CUDA each thread's
+    # copy of x is a strided view, which ``ravel`` would have to allocate.
+    s = 0.0
+    n = x.size
+    xf = x.flat
+    tf = t.flat
+    for i in range(n):
+        d = xf[i] - tf[i]
+        s += d * d
+    return s / n
+
+
+def dense_mse(w, xb, y):
+    """Half the mean squared error of a dense layer ``xb @ w`` against ``y``.
+
+    ``w`` is (n_in, n_out), ``xb`` a batch of inputs (batch, n_in), ``y``
+    the targets (batch, n_out).  The checked point is ``w``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dense_mse(np.eye(2), np.ones((1, 2)), np.zeros((1, 2)))
+    0.5
+    """
+    s = 0.0
+    for b in range(xb.shape[0]):
+        for k in range(w.shape[1]):
+            z = 0.0
+            for j in range(w.shape[0]):
+                z += xb[b, j] * w[j, k]
+            d = z - y[b, k]
+            s += d * d
+    return 0.5 * s / (xb.shape[0] * w.shape[1])
+
+
+def _namespace(xs):
+    get = getattr(xs, "__array_namespace__", None)
+    if get is not None:
+        return get()
+    return np  # pragma: no cover - NumPy < 2 arrays have no namespace
+
+
+def mse_batched(t):
+    """The batched twin of :func:`mse` with the target bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = mse_batched(np.zeros(2))
+    >>> f(np.array([[1.0, 3.0], [0.0, 2.0]])).tolist()
+    [5.0, 2.0]
+    """
+    t_host = np.asarray(t)
+    cache = {}
+
+    def f(xs):
+        xp = _namespace(xs)
+        tt = cache.get(xp)
+        if tt is None:
+            tt = cache[xp] = xp.asarray(t_host)
+        d = (xs - tt).astype(xp.float64)
+        axes = tuple(range(1, xs.ndim))
+        return (d * d).sum(axis=axes) / t_host.size
+
+    return f
+
+
+def dense_mse_batched(xb, y):
+    """The batched twin of :func:`dense_mse` with inputs and targets bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = dense_mse_batched(np.ones((1, 2)), np.zeros((1, 2)))
+    >>> f(np.eye(2)[None]).tolist()
+    [0.5]
+    """
+    xb_host, y_host = np.asarray(xb), np.asarray(y)
+    cache = {}
+
+    def f(ws):
+        xp = _namespace(ws)
+        bound = cache.get(xp)
+        if bound is None:
+            bound = cache[xp] = (xp.asarray(xb_host).astype(xp.float64),
+                                 xp.asarray(y_host).astype(xp.float64))
+        xb64, y64 = bound
+        z = xp.matmul(xb64, ws.astype(xp.float64))  # (B, batch, n_out)
+        d = z - y64
+        return 0.5 * (d * d).sum(axis=(1, 2)) / y_host.size
+
+    return f
+
+
+def workload(layer: str, size: int, dtype, *, batch: int = 64, seed: int = 0):
+    """A benchmark workload: ``(scalar_fn, params, batched_fn, x)``.
+
+    Parameters
+    ----------
+    layer : {'mse', 'dense'}
+        ``'mse'``: x and a target of shape ``(size, size)``.  ``'dense'``:
+        weights ``(size, size)`` checked through a batch of ``batch`` inputs.
+    size : int
+        Side of the square point.
+    dtype : str or numpy.dtype
+        dtype of x and the params.
+
+    Examples
+    --------
+    >>> fn, params, fb, x = workload("mse", 4, "float32")
+    >>> x.shape, x.dtype.name
+    ((4, 4), 'float32')
+    """
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if layer == "mse":
+        x = rng.standard_normal((size, size)).astype(dt)
+        t = rng.standard_normal((size, size)).astype(dt)
+        return mse, (t,), mse_batched(t), x
+    if layer == "dense":
+        w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(dt)
+        xb = rng.standard_normal((batch, size)).astype(dt)
+        y = rng.standard_normal((batch, size)).astype(dt)
+        return dense_mse, (xb, y), dense_mse_batched(xb, y), w
+    raise ValueError(f"`layer` must be 'mse' or 'dense', got {layer!r}")
