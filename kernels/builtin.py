@@ -90,6 +90,7 @@ def mse_batched(t):
         axes = tuple(range(1, xs.ndim))
         return (d * d).sum(axis=axes) / t_host.size
 
+    f.__name__ = "mse_batched"
     return f
 
 
@@ -117,6 +118,7 @@ def dense_mse_batched(xb, y):
         d = z - y64
         return 0.5 * (d * d).sum(axis=(1, 2)) / y_host.size
 
+    f.__name__ = "dense_mse_batched"
     return f
 
 

@@ -133,3 +133,16 @@ def test_status_in_a_simulator_process():
     assert cuda.simulator_status()[0]
     ok, reason = cuda.device_status()
     assert not ok and "simulator" in reason
+
+
+@pytest.mark.parametrize("form", ["kernel", "batched"])
+def test_compare_cudasim_with_cpu(form):
+    from gpucheck.compare import compare
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    t = rng.standard_normal((3, 4)).astype(np.float32)
+    f = kernel(builtin.mse, t) if form == "kernel" else batched(builtin.mse_batched(t))
+    r = compare(f, x, backends=["cudasim"], repeat=1)
+    sim = [run for run in r.runs if run.backend == "cudasim"][0]
+    assert sim.available and sim.agrees, str(r)
