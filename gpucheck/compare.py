@@ -25,7 +25,7 @@ from .errors import GpuCheckError
 from .functions import as_function
 from .stencils import get_scheme
 
-__all__ = ["BackendRun", "CompareResult", "compare", "run_bench", "bench_parser", "floor"]
+__all__ = ["BackendRun", "CompareResult", "compare", "run_bench", "add_bench_arguments", "floor"]
 
 _ORDER = ("cpu", "cuda", "cudasim")
 
@@ -294,7 +294,7 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64) -> tuple:
     raise GpuCheckError(f"`layer` must be 'mse' or 'dense', got {layer!r}")
 
 
-def bench_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+def add_bench_arguments(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Add the options of ``gpucheck bench`` to ``parser`` (or a new one)."""
     p = parser or argparse.ArgumentParser(
         prog="gpucheck bench",
@@ -320,7 +320,7 @@ def run_bench(args) -> int:
     Parameters
     ----------
     args : argparse.Namespace or list of str or None
-        Parsed options (from :func:`bench_parser`) or a command line.
+        Parsed options (from :func:`add_bench_arguments`) or a command line.
 
     Returns
     -------
@@ -336,7 +336,7 @@ def run_bench(args) -> int:
     from .kernels.builtin import workload
 
     if args is None or isinstance(args, (list, tuple)):
-        args = bench_parser().parse_args(args)
+        args = add_bench_arguments().parse_args(args)
     if args.size < 1 or args.batch < 1:
         raise GpuCheckError("`--size` and `--batch` must be positive")
     fn, params, fb, x = workload(args.layer, args.size, args.dtype, batch=args.batch)
