@@ -94,8 +94,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
 
     f0 = base_value(float(f0v[0]))
     sigma = noise.estimate(probe, f0, pv)
-    if not np.isfinite(sigma):
-        sigma = u * abs(f0)
+    sigma = max(sigma if np.isfinite(sigma) else 0.0, noise.floor(f0, np.concatenate([fv, pv])))
     af = a.reshape(-1)
     n = st.derivative(fv)
     K = len(scheme.multipliers)

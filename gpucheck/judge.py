@@ -34,6 +34,9 @@ KAPPA = 8.0
 #: An entry whose tolerance exceeds this fraction of its own magnitude (and
 #: of ``SCALE_FRACTION`` of the largest gradient entry) cannot be judged.
 INFORMATIVE = 0.5
+#: Allowance on the Richardson estimate of truncation error, which is itself
+#: only first-order accurate in h.
+TRUNCATION_SAFETY = 2.0
 SCALE_FRACTION = 1e-2
 
 PASS, FAIL, INCONCLUSIVE = 0, 1, 2
@@ -115,18 +118,20 @@ def refine(a, d1, d2, gain1, gain2, order, sigma, u, a_scale, f_nodes, offsets):
     r = 2.0 ** order - 1.0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         trunc = np.abs(d2 - d1) / r
-        extrap = d1 + (d1 - d2) / r
-        round_extrap = sigma * (gain1 * (1 + 1 / r) + gain2 / r)
-        tol = KAPPA * round_extrap + 0.25 * trunc + floor
-        tol_plain = KAPPA * sigma * gain1 + floor
-        agree = (np.abs(a - extrap) <= tol) | (np.abs(a - d1) <= tol_plain)
+        tol = KAPPA * sigma * gain1 + TRUNCATION_SAFETY * trunc + floor
+        agree = np.abs(a - d1) <= tol
 
         s1, s2, s3, s4 = kink_slopes(f_nodes, offsets)
         dd = np.stack([s2 - s1, s3 - s2, s4 - s3])
         spread = dd.max(axis=0) - dd.min(axis=0)
         h = offsets[1] - offsets[0]
         slope_noise = 4.0 * sigma / np.abs(h)
-        kink = (spread > KAPPA * slope_noise) & (spread > 0.5 * np.abs(dd).max(axis=0)) & ~agree
+        pattern = (spread > KAPPA * slope_noise) & (spread > 0.5 * np.abs(dd).max(axis=0))
+        # a smooth explanation that is precise enough wins; a kink is looked
+        # for where smoothness explains nothing or only with a vague tolerance
+        own = np.maximum(np.abs(a), np.abs(d1))
+        precise = agree & ((tol <= INFORMATIVE * own) | (tol <= SCALE_FRACTION * a_scale))
+        kink = pattern & ~precise
         lo = np.minimum(s1, s4)
         hi = np.maximum(s1, s4)
         tol_k = KAPPA * 2.0 * sigma / np.abs(h) + floor
@@ -136,7 +141,8 @@ def refine(a, d1, d2, gain1, gain2, order, sigma, u, a_scale, f_nodes, offsets):
     reason = np.where(agree, R_TRUNCATION, R_MISMATCH).astype(np.uint8)
     status[kink] = np.where(sub_ok[kink], PASS, FAIL)
     reason[kink] = np.where(sub_ok[kink], R_KINK, R_MISMATCH)
-    tol = np.where(kink, tol_k, tol)
+    # a kink's tolerance is the distance to the subgradient interval allowed
+    tol = np.where(kink, np.maximum(tol_k, np.abs(a - d1) * sub_ok), tol)
     nonfinite = ~(np.isfinite(d1) & np.isfinite(d2))
     status[nonfinite] = INCONCLUSIVE
     reason[nonfinite] = R_NONFINITE
@@ -153,7 +159,8 @@ def mark_uninformative(status, reason, tol, a, n):
     finite_n = np.where(np.isfinite(n), np.abs(n), 0.0)
     scale = max(float(np.max(np.abs(a))) if a.size else 0.0, float(np.max(finite_n)))
     own = np.maximum(np.abs(a), finite_n)
-    vague = (status == PASS) & (tol > INFORMATIVE * own) & (tol > SCALE_FRACTION * scale)
+    vague = (status == PASS) & (reason != R_KINK) & (tol > INFORMATIVE * own) \
+        & (tol > SCALE_FRACTION * scale)
     if scale == 0.0:
         vague[:] = False  # an all-zero gradient that matches zero is a real answer
     status = status.copy()

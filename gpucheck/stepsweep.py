@@ -57,8 +57,8 @@ def run_sweep(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, steps=None) -> Sw
 
     f0 = base_value(float(values[0][0]))
     sigma = noise.estimate(probe, f0, values[1])
-    if not np.isfinite(sigma):
-        sigma = plan.unit_roundoff(x.dtype) * abs(f0)
+    sigma = max(sigma if np.isfinite(sigma) else 0.0,
+                noise.floor(f0, np.concatenate([v.ravel() for v in values])))
     af = a.reshape(-1)
     grads = [s.derivative(v) for s, v in zip(stencils, values[2:])]
     disc = np.array([discrepancy(np.nan_to_num(g), af) for g in grads])
@@ -115,7 +115,7 @@ def classify(steps, disc, pred_r, pred_t, order, *, sigma, f0, dtype, exact, gra
 
     im = int(np.argmin(pred))  # where the model expects the least error
     if disc[im] > BUG_FACTOR * pred[im] and disc[ib] > BUG_FACTOR * pred[ib] and disc[im] > 0:
-        n_best = grads[ib].reshape(shape)
+        n_best = grads[im].reshape(shape)
         hint = diagnose(n_best, a.reshape(shape), np.ones(shape, dtype=bool))
         text = (f"Bug: the discrepancy never drops below {disc[ib]:.2e}; no step lowers it, while "
                 f"the error model predicts {pred[im]:.1e} at eps = {_fmt(float(steps[im]))}, "
