@@ -1,11 +1,12 @@
 """The CPU backend: NumPy for callables and batched functions, numba for kernels.
 
-Callables are called once per point on a fresh copy of x, so a function that
-writes into its argument cannot corrupt later points.  Batched functions are
-called on chunks of perturbed copies sized to ``chunk_bytes``; chunks run on
-a thread pool (NumPy releases the GIL inside its loops) with one reusable
-buffer per worker, because allocating a fresh stack per chunk can cost more
-than the forward pass itself.  Kernel functions go to a
+Callables are called once per point on one working copy of x that is
+perturbed and restored element by element.  Batched functions are called on
+chunks of perturbed copies sized to ``chunk_bytes``; chunks run on a thread
+pool (NumPy releases the GIL inside its loops) with one reusable buffer per
+worker, restored entry by entry after each chunk, because allocating or
+re-copying a stack per chunk costs as much as the forward pass itself.  A
+function that writes into its argument is detected and reported.  Kernel functions go to a
 ``numba.njit(parallel=True)`` loop built from the same source as the CUDA
 kernel.
 """
@@ -79,18 +80,32 @@ def _scalar(value, where: str) -> float:
     return float(arr.reshape(()))
 
 
+def _check_untouched(buf: np.ndarray, x: np.ndarray, what: str) -> None:
+    if not np.array_equal(buf, x):
+        raise GpuCheckError(f"`f` modified its input {what}; gpucheck reuses the perturbed "
+                            "copies it hands to f, so f must not write into its argument")
+
+
 def _evaluate_callable(func, x, idx, vals, progress) -> np.ndarray:
+    # One working copy, perturbed and restored element by element: the copy
+    # of x per call would cost as much as a cheap forward pass.  f writing
+    # into its argument is caught by comparing the copy with x now and then.
     total = idx.size
     out = np.empty(total, dtype=np.float64)
-    buf = np.empty_like(x)
+    buf = x.copy()
     flat = buf.reshape(-1)
+    xflat = x.reshape(-1)
     step = max(1, total // 100)
     for p in range(total):
-        np.copyto(buf, x)
-        flat[idx[p]] = vals[p]
+        i = idx[p]
+        flat[i] = vals[p]
         out[p] = _scalar(func.fn(buf), f"at point {p}")
+        flat[i] = xflat[i]
+        if p % 256 == 0:
+            _check_untouched(buf, x, f"(seen after point {p})")
         if progress is not None and (p + 1) % step == 0:
             progress(p + 1, total)
+    _check_untouched(buf, x, "(seen after the last point)")
     if progress is not None:
         progress(total, total)
     return out
@@ -110,6 +125,7 @@ def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(int(workers), len(starts)))
+    xflat = x.reshape(-1)
     local = threading.local()
     lock = threading.Lock()
     done = [0]
@@ -118,13 +134,21 @@ def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.
         stop = min(start + rows, total)
         b = stop - start
         buf = getattr(local, "buf", None)
-        if buf is None or buf.shape[0] < b:
+        fresh = buf is None
+        if fresh:
             buf = local.buf = np.empty((rows, n), dtype=x.dtype)
+            buf[...] = x.reshape(1, n)
         xs = buf[:b]
-        xs[...] = x.reshape(1, n)
-        xs[np.arange(b), idx[start:stop]] = vals[start:stop]
+        r = np.arange(b)
+        cols = idx[start:stop]
+        xs[r, cols] = vals[start:stop]
         res = func.fn(xs.reshape((b,) + x.shape))
         out[start:stop] = _batch_values(res, b, start)
+        # restore only what was perturbed: re-copying x into every row would
+        # cost as much as the forward pass itself
+        xs[r, cols] = xflat[cols]
+        if fresh:
+            _check_untouched(xs, np.broadcast_to(xflat, xs.shape), "(a batch of perturbed copies)")
         if progress is not None:
             with lock:
                 done[0] += b
