@@ -12,6 +12,7 @@ True
 
 from ._version import __version__
 from .api import check_gradient, numerical_gradient, sweep
+from .compare import CompareResult, compare
 from .errors import GpuCheckError
 from .functions import Batched, Kernel, batched, kernel
 from .result import GradCheckResult, SweepResult, WorstEntry
@@ -21,6 +22,7 @@ __all__ = [
     "check_gradient",
     "numerical_gradient",
     "sweep",
+    "compare",
     "batched",
     "kernel",
     "Batched",
@@ -29,4 +31,5 @@ __all__ = [
     "GradCheckResult",
     "SweepResult",
     "WorstEntry",
+    "CompareResult",
 ]
