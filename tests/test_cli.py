@@ -1,0 +1,263 @@
+"""The command line: exit codes, input forms, JSON, plots, demo, info, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from gpucheck import cli
+from gpucheck.cli import main
+
+USER_MODULE = textwrap.dedent("""
+    import numpy as np
+
+    T = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+
+
+    def loss(x):
+        return np.sum(np.sin(x) * T)
+
+
+    def loss_batched(xs):
+        return (np.sin(xs) * T[None]).reshape(xs.shape[0], -1).sum(axis=1)
+
+
+    def noisy(x):
+        # float32 MSE plus a large constant: its rounding swamps the gradient
+        return np.sum((x - T.astype(np.float32)) ** 2) + np.float32(1e5)
+
+
+    def not_scalar(x):
+        return x * 2
+""")
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A directory with a user module and the arrays of a check."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "userfn.py").write_text(USER_MODULE)
+    T = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    np.save(tmp_path / "X.npy", x)
+    np.save(tmp_path / "G.npy", np.cos(x) * T)
+    bad = np.cos(x) * T
+    bad[1, 2] *= -1
+    np.save(tmp_path / "Gbad.npy", bad)
+    x32 = x.astype(np.float32)
+    np.save(tmp_path / "X32.npy", x32)
+    np.save(tmp_path / "Gnoisy.npy", 2 * (x32.astype(np.float64) - T.astype(np.float32)))
+    np.save(tmp_path / "T.npy", T)
+    np.save(tmp_path / "Gmse.npy", 2 * (x - T) / 3)
+    return tmp_path
+
+
+def run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(err):
+    return [line for line in err.splitlines() if line.startswith("gpucheck: error:")]
+
+
+# ---------------------------------------------------------------- exit codes
+
+def test_check_pass_exits_0(work, capsys):
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy",
+                          "--backend", "cpu"], capsys)
+    assert code == 0, err
+    assert "PASS" in out
+
+
+def test_check_fail_exits_1(work, capsys):
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
+                          "--backend", "cpu"], capsys)
+    assert code == 1, err
+    assert "FAIL" in out and "(1, 2)" in out
+
+
+def test_check_inconclusive_exits_3(work, capsys):
+    code, out, err = run(["check", "userfn.py:noisy", "--x", "X32.npy", "--grad", "Gnoisy.npy",
+                          "--backend", "cpu"], capsys)
+    assert code == 3, out + err
+    assert "INCONCLUSIVE" in out
+
+
+def test_importable_module_function(work, capsys):
+    code, out, err = run(["check", "userfn:loss", "--x", "X.npy", "--grad", "G.npy",
+                          "--backend", "cpu"], capsys)
+    assert code == 0, err
+
+
+def test_batched(work, capsys):
+    code, out, err = run(["check", "userfn.py:loss_batched", "--batched", "--x", "X.npy",
+                          "--grad", "G.npy", "--backend", "cpu"], capsys)
+    assert code == 0, err
+    code, out, err = run(["check", "userfn.py:loss_batched", "--batched", "--x", "X.npy",
+                          "--grad", "Gbad.npy", "--backend", "cpu"], capsys)
+    assert code == 1, err
+
+
+def test_json_output_parses(work, capsys):
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
+                          "--backend", "cpu", "--json"], capsys)
+    assert code == 1
+    d = json.loads(out)
+    assert d["status"] == "fail" and d["passed"] is False
+    assert d["worst"][0]["index"] == [1, 2]
+    assert np.array(d["numeric"]).shape == (3, 4)
+
+
+def test_layer_mse(work, capsys):
+    code, out, err = run(["check", "--layer", "mse", "--target", "T.npy", "--x", "X.npy",
+                          "--grad", "Gmse.npy", "--backend", "cpu", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["status"] == "pass"
+    np.save(work / "Gmse_bad.npy", 2 * (np.load(work / "X.npy") - np.load(work / "T.npy")))
+    code, out, err = run(["check", "--layer", "mse", "--target", "T.npy", "--x", "X.npy",
+                          "--grad", "Gmse_bad.npy", "--backend", "cpu"], capsys)
+    assert code == 1  # missing the 1/B factor
+
+
+def test_layer_mse_without_grad_uses_its_own(work, capsys):
+    code, out, err = run(["check", "--layer", "mse", "--target", "T.npy", "--x", "X.npy",
+                          "--batched", "--backend", "cpu"], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args,why", [
+    (["check", "userfn.py:loss", "--x", "missing.npy", "--grad", "G.npy"], "missing.npy"),
+    (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "nope.npy"], "nope.npy"),
+    (["check", "nosuchfile.py:loss", "--x", "X.npy", "--grad", "G.npy"], "nosuchfile.py"),
+    (["check", "nosuchmodule_xyz:loss", "--x", "X.npy", "--grad", "G.npy"], "nosuchmodule_xyz"),
+    (["check", "userfn.py:nosuchfn", "--x", "X.npy", "--grad", "G.npy"], "nosuchfn"),
+    (["check", "userfn.py", "--x", "X.npy", "--grad", "G.npy"], "module:function"),
+    (["check", "userfn.py:loss", "--grad", "G.npy"], "--x"),
+    (["check", "userfn.py:loss", "--x", "X.npy"], "--grad"),
+    (["check", "userfn.py:not_scalar", "--x", "X.npy", "--grad", "G.npy"], "scalar"),
+    (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gmse.npy", "--backend", "tpu"], "backend"),
+    (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--scheme", "forward"], "scheme"),
+    (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--eps", "-1"], "eps"),
+    (["check", "--layer", "mse", "--x", "X.npy", "--grad", "G.npy"], "--target"),
+    (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--bogus"], "--bogus"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_bad_usage_exits_2_with_a_one_line_reason(work, capsys, args, why):
+    code, out, err = run(args, capsys)
+    assert code == 2, (out, err)
+    lines = error_lines(err)
+    assert len(lines) == 1, err
+    assert why in lines[0]
+    assert "Traceback" not in err
+
+
+def test_grad_of_wrong_shape_exits_2(work, capsys):
+    np.save(work / "Gshape.npy", np.zeros((4, 3)))
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gshape.npy",
+                          "--backend", "cpu"], capsys)
+    assert code == 2
+    assert "`grad`" in error_lines(err)[0]
+
+
+def test_no_verb_exits_2(capsys):
+    code, out, err = run([], capsys)
+    assert code == 2
+
+
+def test_exit_code_constants():
+    assert (cli.EXIT_PASS, cli.EXIT_FAIL, cli.EXIT_USAGE, cli.EXIT_INCONCLUSIVE) == (0, 1, 2, 3)
+
+
+# --------------------------------------------------------------- sweep, demo
+
+def test_sweep_prints_table_and_writes_png(work, capsys):
+    pytest.importorskip("matplotlib")
+    code, out, err = run(["sweep", "--layer", "mse", "--target", "T.npy", "--x", "X.npy",
+                          "--backend", "cpu", "--eps", "1e-4,1e-3,1e-2,1e-1", "--plot", "out.png"],
+                         capsys)
+    assert code == 0, err
+    data = (work / "out.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 5000
+    assert "discrepancy" in out and "out.png" in out
+
+
+def test_sweep_json(work, capsys):
+    code, out, err = run(["sweep", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
+                          "--backend", "cpu", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["regime"] == "bug"
+
+
+def test_demo(capsys):
+    code, out, err = run(["demo"], capsys)
+    assert code == 0, err
+    assert "ROUNDOFF" in out
+    assert "PASS" in out and "FAIL" in out
+    rows = re.findall(r"^\s+(\d(?:\.\d+)?e[+-]\d+)\s+(\d\.\d+e[+-]\d+)", out, flags=re.M)
+    eps = np.array([float(e) for e, _ in rows])
+    disc = np.array([float(d) for _, d in rows])
+    assert eps.size >= 4
+    assert np.all(np.diff(np.log10(eps)) == pytest.approx(1.0))
+    # discrepancy falls about tenfold per decade of h: pure rounding
+    ratios = disc[:-1] / disc[1:]
+    assert np.all((ratios > 4) & (ratios < 25)), ratios
+    slope = np.polyfit(np.log10(eps), np.log10(disc), 1)[0]
+    assert -1.2 < slope < -0.8
+
+
+# ---------------------------------------------------------------------- info
+
+def test_info(capsys):
+    code, out, err = run(["info"], capsys)
+    assert code == 0
+    import gpucheck
+
+    assert f"gpucheck {gpucheck.__version__}" in out
+    assert "numpy" in out and "cpu" in out
+
+
+def test_info_never_fails(capsys, monkeypatch):
+    import gpucheck.backends
+    from importlib import metadata
+
+    def broken(*a, **k):
+        raise RuntimeError("driver exploded")
+
+    monkeypatch.setattr(gpucheck.backends, "availability", broken)
+    monkeypatch.setattr(metadata, "version", broken)
+    code, out, err = run(["info"], capsys)
+    assert code == 0
+    assert "driver exploded" in out
+
+
+def test_python_m_gpucheck_info():
+    proc = subprocess.run([sys.executable, "-m", "gpucheck", "info"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("gpucheck ")
+
+
+# ------------------------------------------------------------ lazy imports
+
+def test_import_gpucheck_does_not_load_gpu_or_plot_modules():
+    code = ("import sys, numpy as np, gpucheck\n"
+            "r = gpucheck.check_gradient(lambda v: float(v @ v), np.ones(3), 2 * np.ones(3), backend='cpu')\n"
+            "assert r.passed\n"
+            "print([m for m in ('cupy', 'numba.cuda', 'matplotlib') if m in sys.modules])\n")
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
