@@ -86,9 +86,12 @@ def mse_batched(t):
         tt = cache.get(xp)
         if tt is None:
             tt = cache[xp] = xp.asarray(t_host)
-        d = (xs - tt).astype(xp.float64)
-        axes = tuple(range(1, xs.ndim))
-        return (d * d).sum(axis=axes) / t_host.size
+        # The same arithmetic as the kernel: difference and square in x's
+        # dtype, the sum in float64 (``dtype=`` accumulates without a
+        # float64 copy of the chunk).
+        d = xs - tt
+        d *= d
+        return d.sum(axis=tuple(range(1, xs.ndim)), dtype=xp.float64) / t_host.size
 
     f.__name__ = "mse_batched"
     return f
