@@ -6,7 +6,9 @@ The error a central difference carries is rounding plus truncation:
   the weights are those of the stencil actually evaluated;
 * truncation, ``C h**p``: unknown a priori; for the entries whose difference
   is not already explained by rounding we evaluate the stencil again at 2h
-  and read it off by Richardson, ``T = |D(2h) - D(h)| / (2**p - 1)``.
+  and read it off by Richardson, ``T = |D(2h) - D(h)| / (2**p - 1)``.  Where
+  T rather than rounding then sets the tolerance, the engine judges those
+  entries once more at the step that balances the two.
 
 An entry passes when ``|numeric - analytic|`` is within ``KAPPA`` times that
 error, plus a floor for the analytic side's own rounding.  Entries where the
@@ -28,8 +30,9 @@ __all__ = ["KAPPA", "PASS", "FAIL", "INCONCLUSIVE", "STATUS_NAMES", "Judgement",
 
 #: Safety factor on the estimated error.  Rounding errors of a difference of
 #: two sums are not Gaussian and sigma is itself estimated from a few
-#: points; over a million entries the largest ratio of actual to estimated
-#: rounding error was below 4 on the test corpus.
+#: points.  Over 5,600 correct checks of seven layers in both dtypes the
+#: largest ratio of actual error to this tolerance was about 1 (0.82 for
+#: first-pass entries), so 8 leaves room without hiding 5% bugs.
 KAPPA = 8.0
 #: An entry whose tolerance exceeds this fraction of its own magnitude (and
 #: of ``SCALE_FRACTION`` of the largest gradient entry) cannot be judged.
