@@ -26,10 +26,15 @@ def diagnose(n: np.ndarray, a: np.ndarray, failed: np.ndarray) -> str:
     >>> diagnose(n, -n, np.ones(4, bool))
     'sign flipped: analytic = -1 x numeric'
     """
-    n = np.nan_to_num(np.asarray(n, dtype=np.float64))
-    a = np.nan_to_num(np.asarray(a, dtype=np.float64))
+    n = np.asarray(n, dtype=np.float64)
+    a = np.asarray(a, dtype=np.float64)
     if not np.any(failed):
         return ""
+    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(a))):
+        bad = np.flatnonzero(~(np.isfinite(n) & np.isfinite(a)))
+        where = tuple(int(i) for i in np.unravel_index(int(bad[0]), n.shape))
+        side = "analytic" if not np.isfinite(a.flat[bad[0]]) else "numeric"
+        return f"non-finite values ({bad.size}), the first in the {side} gradient at {where}"
     nn = float(np.dot(n.ravel(), n.ravel()))
     if nn > 0:
         c = float(np.dot(a.ravel(), n.ravel())) / nn

@@ -168,10 +168,13 @@ class GradCheckResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-safe dict (arrays as nested lists; infinities clipped)."""
+        """JSON-safe dict (arrays as nested lists; NaN as null, infinities clipped)."""
         def arr(a):
+            # NaN -> null (JSON has no NaN); infinities clipped to +-1e308
             a = np.asarray(a, dtype=np.float64)
-            return np.nan_to_num(a, nan=0.0, posinf=1e308, neginf=-1e308).tolist()
+            out = np.clip(a, -1e308, 1e308).astype(object)
+            out[np.isnan(a)] = None
+            return out.tolist()
 
         return {
             "status": self.status, "passed": self.passed,
