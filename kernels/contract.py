@@ -16,6 +16,16 @@ it compile to PTX with no device present) called from a generated kernel:
   back to x after every launch, so a check may be split into any number of
   launches without refilling.
 
+Accumulation: every value of f is stored as float64, and the differences
+``f(x + h) - f(x - h)`` are formed on the host in float64, so the only
+cancellation left is the one in f itself.  What reduces it is summing in
+float64 inside ``fn`` (start the accumulator as ``0.0``: numba then adds
+float32 terms in float64; on a device this costs FP64 throughput, which is
+half of FP32 on H100-class parts and far less on consumer ones).  In the
+simulator ``fn`` runs as Python, where NumPy's scalar rules keep
+``0.0 + float32`` in float32, so float32 results there differ from a
+device or the CPU loop by float32 rounding.
+
 Kernels need a fixed number of arguments, so the evaluation kernel's source
 is generated for the number of dimensions of x and the number of params.
 Compiled kernels are cached per (function, dtype, ndim, param types).

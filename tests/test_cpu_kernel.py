@@ -117,3 +117,19 @@ def test_random_points_match_per_point_reference(shape, dtype, seed):
         z[idx[k]] = vals[k]
         want[k] = np.mean((z.astype(np.float64) - t.reshape(-1).astype(np.float64)) ** 2)
     assert_agree(ev.values, want, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_check_gradient_end_to_end(dtype):
+    import gpucheck
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 2)).astype(dtype)
+    t = rng.standard_normal((4, 3, 2)).astype(dtype)
+    grad = 2 * (x.astype(np.float64) - t) / x.size
+    f = gpucheck.kernel(builtin.mse, t)
+    assert gpucheck.check_gradient(f, x, grad, backend="cpu").passed
+    bad = grad.copy()
+    bad[3, 0, 1] += 0.05
+    r = gpucheck.check_gradient(f, x, bad, backend="cpu")
+    assert r.status == "fail" and r.worst[0].index == (3, 0, 1)

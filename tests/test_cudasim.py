@@ -146,3 +146,19 @@ def test_compare_cudasim_with_cpu(form):
     r = compare(f, x, backends=["cudasim"], repeat=1)
     sim = [run for run in r.runs if run.backend == "cudasim"][0]
     assert sim.available and sim.agrees, str(r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_check_gradient_end_to_end(dtype):
+    import gpucheck
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 2)).astype(dtype)
+    t = rng.standard_normal((2, 3, 2)).astype(dtype)
+    grad = 2 * (x.astype(np.float64) - t) / x.size
+    for f in (gpucheck.kernel(builtin.mse, t), gpucheck.batched(builtin.mse_batched(t))):
+        assert gpucheck.check_gradient(f, x, grad, backend="cudasim").passed
+        bad = grad.copy()
+        bad[1, 2, 0] *= -1
+        r = gpucheck.check_gradient(f, x, bad, backend="cudasim")
+        assert r.status == "fail" and r.worst[0].index == (1, 2, 0)
