@@ -44,6 +44,8 @@ __all__ = [
     "device_function",
     "evaluate_source",
     "fill",
+    "verify",
+    "verify_signature",
     "compile_fill",
     "compile_evaluate",
     "evaluate_signature",
@@ -66,6 +68,19 @@ def fill(xflat, sflat):
     while i < total:
         j = i // n_rows
         sflat[j, i - j * n_rows] = xflat[j]
+        i += stride
+
+
+def verify(xflat, sflat, written):
+    """Set ``written[0]`` when any column of ``sflat`` differs from ``xflat``."""
+    i = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    n_rows = sflat.shape[1]
+    total = xflat.shape[0] * n_rows
+    while i < total:
+        j = i // n_rows
+        if sflat[j, i - j * n_rows] != xflat[j]:
+            written[0] = 1
         i += stride
 
 
@@ -128,6 +143,11 @@ def fill_signature(dtype):
     return (_array(dtype, 1), _array(dtype, 2))
 
 
+def verify_signature(dtype):
+    """Argument types of :func:`verify` for x of ``dtype``."""
+    return (_array(dtype, 1), _array(dtype, 2), _array(np.int64, 1))
+
+
 def evaluate_signature(dtype, ndim: int, param_specs):
     """Argument types of the evaluation kernel.
 
@@ -160,15 +180,19 @@ def _eager(pyfunc, argtypes):
 
 
 def compile_fill(dtype):
-    """The compiled :func:`fill` kernel for ``dtype`` and the seconds it took (0 if cached)."""
+    """The compiled :func:`fill` and :func:`verify` kernels for ``dtype``.
+
+    Returns ``(fill, verify, seconds)``, seconds 0 when cached.
+    """
     key = np.dtype(dtype).str
     with _LOCK:
-        kern = _FILL_CACHE.get(key)
-        if kern is not None:
-            return kern, 0.0
+        kerns = _FILL_CACHE.get(key)
+        if kerns is not None:
+            return kerns + (0.0,)
         t0 = time.perf_counter()
-        kern = _FILL_CACHE[key] = _eager(fill, fill_signature(dtype))
-        return kern, time.perf_counter() - t0
+        kerns = _FILL_CACHE[key] = (_eager(fill, fill_signature(dtype)),
+                                    _eager(verify, verify_signature(dtype)))
+        return kerns + (time.perf_counter() - t0,)
 
 
 def compile_evaluate(fn, dtype, ndim: int, param_specs):
@@ -210,7 +234,7 @@ def compile_evaluate(fn, dtype, ndim: int, param_specs):
 def ptx(fn, dtype, ndim: int, param_specs, *, cc=(9, 0)) -> dict:
     """Compile the kernels a check of ``fn`` launches to PTX; no device needed.
 
-    Returns ``{"fill": ptx_text, "evaluate": ptx_text}``.  A function numba
+    Returns ``{"fill": ptx_text, "verify": ptx_text, "evaluate": ptx_text}``.  A function numba
     cannot type raises numba's typing error here, as it would on a device.
 
     Examples
@@ -227,5 +251,6 @@ def ptx(fn, dtype, ndim: int, param_specs, *, cc=(9, 0)) -> dict:
     pyfunc = _python_kernel(fn, ndim, len(specs))
     out = {}
     out["fill"], _ = cuda.compile_ptx(fill, fill_signature(dtype), cc=cc)
+    out["verify"], _ = cuda.compile_ptx(verify, verify_signature(dtype), cc=cc)
     out["evaluate"], _ = cuda.compile_ptx(pyfunc, evaluate_signature(dtype, ndim, specs), cc=cc)
     return out

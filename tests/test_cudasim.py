@@ -162,3 +162,16 @@ def test_check_gradient_end_to_end(dtype):
         bad[1, 2, 0] *= -1
         r = gpucheck.check_gradient(f, x, bad, backend="cudasim")
         assert r.status == "fail" and r.worst[0].index == (1, 2, 0)
+
+
+def test_function_writing_its_input_is_reported(sim):
+    def scribbles(x):
+        s = 0.0
+        for i in range(x.shape[0]):
+            s += x[i]
+        x[0] = 7.0
+        return s
+
+    with pytest.raises(GpuCheckError, match="writes into its argument `x`"):
+        sim.evaluate(as_function(kernel(scribbles)), np.ones(4), np.array([1, 2, 3]),
+                     np.array([2.0, 2.0, 2.0]))

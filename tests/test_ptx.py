@@ -68,7 +68,7 @@ def test_kernels_compile_to_ptx(name, dtype, cc):
     specs = [(d or dtype, n) for d, n in params]
     out = contract.ptx(fn, dtype, ndim, specs, cc=cc)
     target = f".target sm_{cc[0]}{cc[1]}"
-    for kind in ("fill", "evaluate"):
+    for kind in ("fill", "verify", "evaluate"):
         assert target in out[kind], f"{name}: {kind} kernel has no {target}"
         assert ".entry" in out[kind]
 

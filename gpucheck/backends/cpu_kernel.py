@@ -4,7 +4,9 @@ The loop mirrors the CUDA kernel in :mod:`gpucheck.kernels.contract`: the
 points are split into one chunk per numba thread (a few more, for balance);
 each chunk copies x once into its own scratch array, then for every point
 perturbs one element, calls the user's function, stores f as float64 and
-restores the element.  The function body is the user's own source compiled
+restores the element.  After its last point a chunk checks that its copy
+equals x again: a function that writes into its argument would corrupt the
+points after, and is reported instead.  The function body is the user's own source compiled
 by numba, the same source the CUDA path compiles.
 
 Compiled loops are cached per (function, dtype, ndim, param types); the
@@ -29,7 +31,7 @@ _USER: dict = {}
 _LOOPS: dict = {}
 
 _TEMPLATE = '''
-def run(x, idx, vals, out, n_chunks{params}):
+def run(x, idx, vals, out, n_chunks, written{params}):
     xflat = x.reshape(-1)
     total = idx.shape[0]
     for c in prange(n_chunks):
@@ -43,6 +45,9 @@ def run(x, idx, vals, out, n_chunks{params}):
                 rflat[j] = vals[p]
                 out[p] = user_fn(row{params})
                 rflat[j] = xflat[j]
+            for i in range(rflat.shape[0]):
+                if rflat[i] != xflat[i]:
+                    written[c] = 1
 '''
 
 
@@ -84,8 +89,8 @@ def compile_loop(fn, dtype, ndim: int, param_specs):
     ...         s += x[i]
     ...     return s
     >>> loop, seconds = compile_loop(total, np.float64, 1, ())
-    >>> out = np.empty(2)
-    >>> loop(np.ones(3), np.array([0, 2]), np.array([5.0, -1.0]), out, 2)
+    >>> out, written = np.empty(2), np.zeros(2, np.int64)
+    >>> loop(np.ones(3), np.array([0, 2]), np.array([5.0, -1.0]), out, 2, written)
     >>> out.tolist()
     [7.0, 1.0]
     """
@@ -106,7 +111,7 @@ def compile_loop(fn, dtype, ndim: int, param_specs):
             return types.Array(numba.from_dtype(np.dtype(d)), n, "C")
 
         sig = types.void(arr(dtype, ndim), arr(np.int64, 1), arr(dtype, 1), arr(np.float64, 1),
-                         types.int64, *(arr(d, n) for d, n in specs))
+                         types.int64, arr(np.int64, 1), *(arr(d, n) for d, n in specs))
         loop = numba.njit(sig, parallel=True)(namespace["run"])
         _LOOPS[key] = loop
         return loop, time.perf_counter() - t0
@@ -132,6 +137,14 @@ def compile_error(func: Function, backend: str, err: Exception) -> GpuCheckError
         f"`f` (kernel function {func.name!r}) did not compile for backend {backend!r}: "
         f"{detail}. A kernel function must be numba-compatible: loops and scalar "
         f"arithmetic over `x` and its params, returning one float."
+    )
+
+
+def writes_input_error(func: Function) -> GpuCheckError:
+    """The error raised when a kernel function modified its argument ``x``."""
+    return GpuCheckError(
+        f"`f` (kernel function {func.name!r}) writes into its argument `x`: every point "
+        f"after the first would see a corrupted copy. A kernel function must only read `x`."
     )
 
 
@@ -186,10 +199,13 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     if n_chunks is None:
         n_chunks = 4 * numba.get_num_threads()
     n_chunks = max(1, min(int(n_chunks), total))
+    written = np.zeros(n_chunks, dtype=np.int64)
     t0 = time.perf_counter()
     if total:
-        loop(x, idx, vals, out, n_chunks, *params)
+        loop(x, idx, vals, out, n_chunks, written, *params)
     run_seconds = time.perf_counter() - t0
+    if written.any():
+        raise writes_input_error(func)
     if progress is not None:
         progress(total, total)
     return Evaluation(out, compile_seconds, run_seconds)

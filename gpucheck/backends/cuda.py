@@ -223,14 +223,14 @@ class CudaBackend:
         from numba.core.errors import NumbaError
 
         from ..kernels import contract
-        from .cpu_kernel import compile_error
+        from .cpu_kernel import compile_error, writes_input_error
 
         if x.ndim == 0:  # the same rule as the cpu backend
             x = x.reshape(1)
         params = tuple(np.ascontiguousarray(p) for p in func.params)
         specs = tuple((p.dtype, p.ndim) for p in params)
         try:
-            fill, c_fill = contract.compile_fill(x.dtype)
+            fill, verify, c_fill = contract.compile_fill(x.dtype)
             kern, c_eval = contract.compile_evaluate(func.fn, x.dtype, x.ndim, specs)
         except NumbaError as err:
             raise compile_error(func, self.name, err) from err
@@ -263,7 +263,8 @@ class CudaBackend:
             # Small checks launch few threads on purpose.
             warnings.filterwarnings("ignore", message=".*under-utilization.*")
             fill_blocks = min(ops.max_blocks, math.ceil(n * rows / tpb))
-            fill[fill_blocks, tpb](k_args[1], ops.kernel_arg(scratch.reshape(n, rows)))
+            sflat = ops.kernel_arg(scratch.reshape(n, rows))
+            fill[fill_blocks, tpb](k_args[1], sflat)
             if launches is None:
                 launches = 10 if progress is not None else 1
             per = max(rows, math.ceil(total / max(1, int(launches))))
@@ -275,8 +276,13 @@ class CudaBackend:
                 if progress is not None:
                     ops.synchronize()
                     progress(stop, total)
+            # Every copy must be x again; if not, f wrote into its argument.
+            written = ops.xp.zeros(1, dtype=np.int64)
+            verify[fill_blocks, tpb](k_args[1], sflat, ops.kernel_arg(written))
         ops.synchronize()
         run_seconds = time.perf_counter() - t0
+        if int(ops.to_host(written)[0]):
+            raise writes_input_error(func)
         out_h[:] = ops.to_host(out_d)
         return Evaluation(out_h, c_fill + c_eval, run_seconds)
 
