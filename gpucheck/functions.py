@@ -110,11 +110,18 @@ def kernel(fn: Callable[..., float], *params) -> Kernel:
     (``backend="cpu"``).  Compiled code is cached per function, dtype and
     shape class.
 
+    Inside ``fn``, index ``x`` element by element (``x[i, j]`` or
+    ``x.flat[k]``): on CUDA each thread's perturbed copy is a strided view
+    (copies are interleaved so that a warp reads neighbouring addresses), so
+    ``x.ravel()`` and ``x.reshape()`` do not compile there.
+
     Accumulation rule: gpucheck stores every value of f in float64.  Inside
     ``fn`` the accumulator has the type you give it: start it as ``0.0`` (a
     float64 literal) and numba accumulates float32 terms in float64, which is
     what we recommend; ``np.float32(0)`` keeps the whole computation in
-    float32.
+    float32.  Under numba's CUDA simulator the code runs as Python with
+    NumPy's scalar rules, where ``0.0 + float32`` stays float32: float32
+    results there differ from compiled ones by float32 rounding.
 
     Parameters
     ----------
