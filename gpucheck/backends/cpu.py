@@ -1,13 +1,13 @@
 """The CPU backend: NumPy for callables and batched functions, numba for kernels.
 
-Callables are called once per point on a fresh copy of x.  Batched functions are called on
-chunks of perturbed copies sized to ``chunk_bytes``; chunks run on a thread
-pool (NumPy releases the GIL inside its loops) with one reusable buffer per
-worker, restored entry by entry after each chunk and compared with x, because
-allocating or re-writing a stack per chunk costs as much as the forward pass
-itself.  A function that writes into its argument is detected and reported.  Kernel functions go to a
-``numba.njit(parallel=True)`` loop built from the same source as the CUDA
-kernel.
+Callables are called once per point on a fresh copy of x.  Batched functions
+are called on chunks of perturbed copies sized to ``chunk_bytes``; chunks run
+on a thread pool (NumPy releases the GIL inside its loops) with one reusable
+buffer per worker, restored entry by entry after each chunk and compared with
+x, because allocating or re-writing a stack per chunk costs as much as the
+forward pass itself.  A function that writes into its argument is detected
+and reported.  Kernel functions go to a ``numba.njit(parallel=True)`` loop
+built from the same source as the CUDA kernel.
 """
 
 from __future__ import annotations
