@@ -236,9 +236,7 @@ def compare(f, x, *, eps=None, scheme="central", backends=None, repeat=3,
             if k > 0:
                 best = min(best, ev.run_seconds - before)
         f0 = validate.base_value(float(f0[0]))
-        sigma = noise.estimate(probe, f0, pv)
-        if not math.isfinite(sigma):
-            sigma = u * abs(f0)
+        sigma = noise.level(probe, f0, pv, fv)
         measured[name] = (st.derivative(fv), sigma, ev.compile_seconds, best, reason)
 
     g_cpu, sigma_cpu = measured["cpu"][0], measured["cpu"][1]

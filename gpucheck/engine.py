@@ -18,6 +18,7 @@ from .errors import GpuCheckError
 from .functions import Function
 from .result import GradCheckResult, WorstEntry
 from .stencils import Scheme
+from .validate import base_value
 
 __all__ = ["Evaluator", "check", "numerical"]
 
@@ -83,11 +84,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     st = plan.points(x, scheme=scheme, eps=eps)
     probe = noise.probe_points(x, st.h)
     f0v, fv, pv = ev(ev.base_part(), (st.idx, st.vals), (probe.idx, probe.vals))
-    from .validate import base_value
-
     f0 = base_value(float(f0v[0]))
-    sigma = noise.estimate(probe, f0, pv)
-    sigma = max(sigma if np.isfinite(sigma) else 0.0, noise.floor(f0, np.concatenate([fv, pv])))
+    sigma = noise.level(probe, f0, pv, fv)
     af = a.reshape(-1)
     n = st.derivative(fv)
     K = len(scheme.multipliers)

@@ -20,7 +20,7 @@ from math import comb
 
 import numpy as np
 
-__all__ = ["NoiseProbe", "probe_points", "estimate", "output_roundoff", "floor"]
+__all__ = ["NoiseProbe", "probe_points", "estimate", "output_roundoff", "floor", "level"]
 
 #: Points per probe on each side of x.
 HALF_WIDTH = 4
@@ -137,3 +137,22 @@ def floor(f0: float, values: np.ndarray) -> float:
     0.3 ulp, and one ulp is between u|f| and 2u|f|.
     """
     return 0.5 * output_roundoff(values) * abs(f0)
+
+
+def level(probe: NoiseProbe, f0: float, probe_values: np.ndarray, *others: np.ndarray) -> float:
+    """The noise level a tolerance is built on: the estimate, never below the floor.
+
+    Parameters
+    ----------
+    probe : NoiseProbe
+    f0 : float
+        f at x.
+    probe_values : numpy.ndarray
+        f at the probe points (``probe.idx`` order).
+    *others : numpy.ndarray
+        Any other values of f from the same evaluation; they tell which
+        precision f returns its values in.
+    """
+    sigma = estimate(probe, f0, probe_values)
+    values = np.concatenate([np.ravel(probe_values)] + [np.ravel(v) for v in others])
+    return max(sigma if np.isfinite(sigma) else 0.0, floor(f0, values))

@@ -27,6 +27,7 @@ from .diagnose import diagnose
 from .engine import Evaluator, discrepancy
 from .result import SweepResult
 from .stencils import Scheme
+from .validate import base_value
 
 __all__ = ["default_steps", "run_sweep", "classify"]
 
@@ -53,12 +54,8 @@ def run_sweep(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, steps=None) -> Sw
     probe = noise.probe_points(x, h_default)
     parts = [ev.base_part(), (probe.idx, probe.vals)] + [(s.idx, s.vals) for s in stencils]
     values = ev(*parts)
-    from .validate import base_value
-
     f0 = base_value(float(values[0][0]))
-    sigma = noise.estimate(probe, f0, values[1])
-    sigma = max(sigma if np.isfinite(sigma) else 0.0,
-                noise.floor(f0, np.concatenate([v.ravel() for v in values])))
+    sigma = noise.level(probe, f0, values[1], *values[2:])
     af = a.reshape(-1)
     grads = [s.derivative(v) for s, v in zip(stencils, values[2:])]
     disc = np.array([discrepancy(np.nan_to_num(g), af) for g in grads])
