@@ -64,9 +64,14 @@ class Judgement:
     refined: np.ndarray       # bool
 
 
-def analytic_floor(a: np.ndarray, u: float) -> np.ndarray:
-    """Allowance for the rounding in the analytic gradient itself."""
-    scale = float(np.max(np.abs(a))) if a.size else 0.0
+def analytic_floor(a: np.ndarray, u: float, scale: float | None = None) -> np.ndarray:
+    """Allowance for the rounding in the analytic gradient itself.
+
+    ``scale`` is the largest |analytic| entry of the whole gradient; give it
+    when ``a`` is a subset of the entries.
+    """
+    if scale is None:
+        scale = float(np.max(np.abs(a))) if a.size else 0.0
     return u * (16.0 * np.abs(a) + 4.0 * scale)
 
 
@@ -117,7 +122,7 @@ def refine(a, d1, d2, gain1, gain2, order, sigma, u, a_scale, f_nodes, offsets):
     -------
     status, reason, tol, trunc, kink : numpy.ndarray
     """
-    floor = u * (16.0 * np.abs(a) + 4.0 * a_scale)
+    floor = analytic_floor(a, u, a_scale)
     r = 2.0 ** order - 1.0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         trunc = np.abs(d2 - d1) / r
