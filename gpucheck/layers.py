@@ -3,7 +3,9 @@
 Each constructor returns a :class:`Layer`: the loss as a plain callable, the
 same loss as a batched array function (NumPy or CuPy), the analytic
 gradient, and, where the loss has a compact scalar form, a numba-compatible
-kernel.  All of them evaluate in x's dtype.
+kernel (the one in :mod:`gpucheck.kernels.builtin`, which the benchmarks and
+backend tests use too).  The callable and batched forms compute in x's
+dtype, as a user's own NumPy layer would.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 
 from .errors import GpuCheckError
 from .functions import Batched, Kernel, batched, kernel
+from .kernels import builtin
 
 __all__ = ["Layer", "mse", "dense", "softmax_cross_entropy", "tanh_sum", "layer_norm",
-           "logsumexp", "LAYERS", "mse_kernel", "dense_kernel"]
+           "logsumexp", "LAYERS"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,6 @@ def _as(a, like):
     return xp.asarray(a, dtype=like.dtype)
 
 
-def mse_kernel(x, t):
-    """Scalar MSE averaged over rows, numba-compatible; accumulates in float64."""
-    s = 0.0
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            d = x[i, j] - t[i, j]
-            s += d * d
-    return s / x.shape[0]
-
-
 def mse(target) -> Layer:
     """Mean squared error averaged over rows: ``f(X) = sum((X - T)**2) / X.shape[0]``.
 
@@ -101,21 +94,7 @@ def mse(target) -> Layer:
     def grad(x):
         return 2.0 * (np.asarray(x, dtype=np.float64) - t) / x.shape[0]
 
-    k = kernel(mse_kernel, t) if t.ndim == 2 else None
-    return Layer("mse", f, batched(fb), grad, k)
-
-
-def dense_kernel(w, a, t):
-    """Scalar loss of a dense layer, ``sum((A @ W - T)**2) / B``, numba-compatible."""
-    s = 0.0
-    for b in range(a.shape[0]):
-        for j in range(w.shape[1]):
-            z = 0.0
-            for i in range(w.shape[0]):
-                z += a[b, i] * w[i, j]
-            d = z - t[b, j]
-            s += d * d
-    return s / a.shape[0]
+    return Layer("mse", f, batched(fb), grad, kernel(builtin.mse, t))
 
 
 def dense(inputs, target) -> Layer:
@@ -143,7 +122,7 @@ def dense(inputs, target) -> Layer:
         w = np.asarray(w, dtype=np.float64)
         return 2.0 * a.T.astype(np.float64) @ (a @ w - t) / B
 
-    return Layer("dense", f, batched(fb), grad, kernel(dense_kernel, a, t))
+    return Layer("dense", f, batched(fb), grad, kernel(builtin.dense_mse, a, t))
 
 
 def softmax_cross_entropy(labels) -> Layer:

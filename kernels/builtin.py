@@ -18,13 +18,15 @@ __all__ = ["mse", "dense_mse", "mse_batched", "dense_mse_batched", "workload"]
 
 
 def mse(x, t):
-    """Mean squared error of an n-D sample against a target of the same shape.
+    """Squared error of an n-D sample against a target, averaged over rows.
+
+    ``sum((x - t)**2) / x.shape[0]``: the loss of :func:`gpucheck.layers.mse`.
 
     Examples
     --------
     >>> import numpy as np
-    >>> mse(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
-    5.0
+    >>> float(mse(np.array([[1.0, 3.0]]), np.array([[0.0, 0.0]])))
+    10.0
     """
     # ``.flat`` indexes any layout without a copy: on CUDA each thread's
     # copy of x is a strided view, which ``ravel`` would have to allocate.
@@ -35,20 +37,21 @@ def mse(x, t):
     for i in range(n):
         d = xf[i] - tf[i]
         s += d * d
-    return s / n
+    return s / x.shape[0]
 
 
 def dense_mse(w, xb, y):
-    """Half the mean squared error of a dense layer ``xb @ w`` against ``y``.
+    """Squared error of a dense layer ``xb @ w`` against ``y``, averaged over the batch.
 
     ``w`` is (n_in, n_out), ``xb`` a batch of inputs (batch, n_in), ``y``
-    the targets (batch, n_out).  The checked point is ``w``.
+    the targets (batch, n_out).  The checked point is ``w``; this is the loss
+    of :func:`gpucheck.layers.dense`.
 
     Examples
     --------
     >>> import numpy as np
-    >>> dense_mse(np.eye(2), np.ones((1, 2)), np.zeros((1, 2)))
-    0.5
+    >>> float(dense_mse(np.eye(2), np.ones((1, 2)), np.zeros((1, 2))))
+    2.0
     """
     s = 0.0
     for b in range(xb.shape[0]):
@@ -58,7 +61,7 @@ def dense_mse(w, xb, y):
                 z += xb[b, j] * w[j, k]
             d = z - y[b, k]
             s += d * d
-    return 0.5 * s / (xb.shape[0] * w.shape[1])
+    return s / xb.shape[0]
 
 
 def _namespace(xs):
@@ -74,11 +77,12 @@ def mse_batched(t):
     Examples
     --------
     >>> import numpy as np
-    >>> f = mse_batched(np.zeros(2))
-    >>> f(np.array([[1.0, 3.0], [0.0, 2.0]])).tolist()
-    [5.0, 2.0]
+    >>> f = mse_batched(np.zeros((1, 2)))
+    >>> f(np.array([[[1.0, 3.0]], [[0.0, 2.0]]])).tolist()
+    [10.0, 4.0]
     """
     t_host = np.asarray(t)
+    rows = t_host.shape[0] if t_host.ndim else 1
     cache = {}
 
     def f(xs):
@@ -91,7 +95,7 @@ def mse_batched(t):
         # float64 copy of the chunk).
         d = xs - tt
         d *= d
-        return d.sum(axis=tuple(range(1, xs.ndim)), dtype=xp.float64) / t_host.size
+        return d.sum(axis=tuple(range(1, xs.ndim)), dtype=xp.float64) / rows
 
     f.__name__ = "mse_batched"
     return f
@@ -105,7 +109,7 @@ def dense_mse_batched(xb, y):
     >>> import numpy as np
     >>> f = dense_mse_batched(np.ones((1, 2)), np.zeros((1, 2)))
     >>> f(np.eye(2)[None]).tolist()
-    [0.5]
+    [2.0]
     """
     xb_host, y_host = np.asarray(xb), np.asarray(y)
     cache = {}
@@ -119,7 +123,7 @@ def dense_mse_batched(xb, y):
         xb64, y64 = bound
         z = xp.matmul(xb64, ws.astype(xp.float64))  # (B, batch, n_out)
         d = z - y64
-        return 0.5 * (d * d).sum(axis=(1, 2)) / y_host.size
+        return (d * d).sum(axis=(1, 2)) / y_host.shape[0]
 
     f.__name__ = "dense_mse_batched"
     return f
