@@ -100,15 +100,15 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         tol = (atol or 0.0) + (rtol or 0.0) * np.abs(af)
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(n) & (np.abs(n - af) <= tol)
-        status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
-        reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
+    else:
+        tol, ok = judge.first_pass(af, n, st.rounding_gain, sigma, u)
+    status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
+    reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
+    if user_tol:
         nonfinite = ~np.isfinite(n)
         status[nonfinite] = judge.INCONCLUSIVE
         reason[nonfinite] = judge.R_NONFINITE
     else:
-        tol, ok = judge.first_pass(af, n, st.rounding_gain, sigma, u)
-        status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
-        reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
         flagged = np.flatnonzero(~ok & np.isfinite(af))
         if flagged.size:
             refined[flagged] = True

@@ -149,8 +149,10 @@ def refine(a, d1, d2, gain1, gain2, order, sigma, u, a_scale, f_nodes, offsets):
     reason = np.where(agree, R_TRUNCATION, R_MISMATCH).astype(np.uint8)
     status[kink] = np.where(sub_ok[kink], PASS, FAIL)
     reason[kink] = np.where(sub_ok[kink], R_KINK, R_MISMATCH)
-    # a kink's tolerance is the distance to the subgradient interval allowed
-    tol = np.where(kink, np.maximum(tol_k, np.abs(a - d1) * sub_ok), tol)
+    # for a kink, the largest |analytic - central difference| the subgradient
+    # rule accepts: the far end of the widened interval, seen from d1
+    tol_kink = np.maximum(np.abs(d1 - lo), np.abs(d1 - hi)) + tol_k
+    tol = np.where(kink, tol_kink, tol)
     nonfinite = ~(np.isfinite(d1) & np.isfinite(d2))
     status[nonfinite] = INCONCLUSIVE
     reason[nonfinite] = R_NONFINITE
