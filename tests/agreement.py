@@ -27,6 +27,15 @@ def softplus_dot(x, w, k):
     return s
 
 
+def moved(x, base):
+    """How many entries of x differ from base: 1 at every point if copies are restored."""
+    c = 0.0
+    for i in range(x.shape[0]):
+        if x[i] != base[i]:
+            c += 1.0
+    return c
+
+
 def softplus_dot_batched(w, k):
     def f(xs):
         z = xs.reshape(xs.shape[0], -1).astype(np.float64) * w.reshape(1, -1) * float(k[0])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agreement import CASES, assert_agree, case, central_points
+from agreement import CASES, assert_agree, case, central_points, moved
 from gpucheck.backends import cpu, cpu_kernel
 from gpucheck.errors import GpuCheckError
 from gpucheck.functions import as_function, kernel
@@ -59,13 +59,6 @@ def test_compile_is_cached_and_reported_apart():
 def test_every_point_is_independent():
     # The scratch copy must be restored after every point: f counts how far
     # the copy is from the base point, which must be exactly one element.
-    def moved(x, base):
-        c = 0.0
-        for i in range(x.shape[0]):
-            if x[i] != base[i]:
-                c += 1.0
-        return c
-
     x = np.arange(50.0)
     idx = np.repeat(np.arange(50), 3).astype(np.int64)
     vals = x[idx] + 0.5

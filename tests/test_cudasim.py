@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from agreement import CASES, assert_agree, case, central_points
+from agreement import CASES, assert_agree, case, central_points, moved
 from gpucheck.backends import cpu
 from gpucheck.errors import GpuCheckError
 from gpucheck.functions import as_function, batched, kernel
@@ -68,13 +68,6 @@ def test_kernel_in_several_launches_with_few_copies(sim):
 
 
 def test_kernel_copies_restored_between_points(sim):
-    def moved(x, base):
-        c = 0.0
-        for i in range(x.shape[0]):
-            if x[i] != base[i]:
-                c += 1.0
-        return c
-
     x = np.arange(5.0)
     idx = np.repeat(np.arange(5), 4).astype(np.int64)
     vals = x[idx] + 0.5
