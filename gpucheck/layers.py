@@ -47,19 +47,7 @@ class Layer:
     kernel: Optional[Kernel] = None
 
 
-def _xp(a):
-    """The array module of ``a`` (NumPy or CuPy), without importing CuPy."""
-    mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
-def _as(a, like):
-    xp = _xp(like)
-    return xp.asarray(a, dtype=like.dtype)
+_xp = builtin.array_namespace
 
 
 def mse(target) -> Layer:
@@ -81,14 +69,16 @@ def mse(target) -> Layer:
     if t.ndim < 1 or t.size == 0:
         raise GpuCheckError(f"`target` must be a non-empty array, got shape {t.shape}")
 
+    t_on = builtin.bind(t)
+
     def f(x):
         if x.shape != t.shape:
             raise GpuCheckError(f"`x` must have the target's shape {t.shape}, got {x.shape}")
-        d = x - _as(t, x)
+        d = x - t_on(x)
         return (d * d).sum() / x.shape[0]
 
     def fb(xs):
-        d = xs - _as(t, xs)[None]
+        d = xs - t_on(xs)[None]
         return (d * d).reshape(xs.shape[0], -1).sum(axis=1) / xs.shape[1]
 
     def grad(x):
@@ -110,12 +100,14 @@ def dense(inputs, target) -> Layer:
                             f"got {a.shape} and {t.shape}")
     B = a.shape[0]
 
+    a_on, t_on = builtin.bind(a), builtin.bind(t)
+
     def f(w):
-        z = _as(a, w) @ w - _as(t, w)
+        z = a_on(w) @ w - t_on(w)
         return (z * z).sum() / B
 
     def fb(ws):
-        z = _as(a, ws)[None] @ ws - _as(t, ws)[None]
+        z = a_on(ws)[None] @ ws - t_on(ws)[None]
         return (z * z).reshape(ws.shape[0], -1).sum(axis=1) / B
 
     def grad(w):
@@ -154,10 +146,11 @@ def softmax_cross_entropy(labels) -> Layer:
 def tanh_sum(weights) -> Layer:
     """``f(x) = sum(w * tanh(x))``: a smooth activation with curvature everywhere."""
     w = np.ascontiguousarray(weights)
+    w_on = builtin.bind(w)
 
     def fb(xs):
         xp = _xp(xs)
-        return (xp.tanh(xs) * _as(w, xs)[None]).reshape(xs.shape[0], -1).sum(axis=1)
+        return (xp.tanh(xs) * w_on(xs)[None]).reshape(xs.shape[0], -1).sum(axis=1)
 
     def f(x):
         return fb(x[None])[0]
@@ -171,6 +164,7 @@ def tanh_sum(weights) -> Layer:
 def layer_norm(weights, eps: float = 1e-5) -> Layer:
     """``f(x) = sum(w * (x - mean) / sqrt(var + eps))`` over the last axis of x."""
     w = np.ascontiguousarray(weights)
+    w_on = builtin.bind(w)
 
     def fb(xs):
         xp = _xp(xs)
@@ -178,7 +172,7 @@ def layer_norm(weights, eps: float = 1e-5) -> Layer:
         c = xs - mu
         var = (c * c).mean(axis=-1, keepdims=True)
         y = c / xp.sqrt(var + eps)
-        return (y * _as(w, xs)[None]).reshape(xs.shape[0], -1).sum(axis=1)
+        return (y * w_on(xs)[None]).reshape(xs.shape[0], -1).sum(axis=1)
 
     def f(x):
         return fb(x[None])[0]

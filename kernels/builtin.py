@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mse", "dense_mse", "mse_batched", "dense_mse_batched", "workload"]
+__all__ = ["mse", "dense_mse", "mse_batched", "dense_mse_batched", "workload", "array_namespace",
+           "bind"]
 
 
 def mse(x, t):
@@ -64,11 +65,39 @@ def dense_mse(w, xb, y):
     return s / xb.shape[0]
 
 
-def _namespace(xs):
+def array_namespace(xs):
+    """The array module of ``xs`` (NumPy or CuPy), without importing CuPy."""
     get = getattr(xs, "__array_namespace__", None)
     if get is not None:
         return get()
     return np  # pragma: no cover - NumPy < 2 arrays have no namespace
+
+
+def bind(a):
+    """A bound parameter: ``bind(t)(like)`` is t as an array of like's kind and dtype.
+
+    The conversion (a host-to-device copy for CuPy) happens once per array
+    module and dtype, not once per chunk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = bind([1, 2])
+    >>> t(np.zeros(2, np.float32)).dtype.name
+    'float32'
+    """
+    host = np.asarray(a)
+    cache = {}
+
+    def on(like):
+        xp = array_namespace(like)
+        key = (xp.__name__, np.dtype(like.dtype).str)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = xp.asarray(host, dtype=like.dtype)
+        return value
+
+    return on
 
 
 def mse_batched(t):
@@ -86,7 +115,7 @@ def mse_batched(t):
     cache = {}
 
     def f(xs):
-        xp = _namespace(xs)
+        xp = array_namespace(xs)
         tt = cache.get(xp)
         if tt is None:
             tt = cache[xp] = xp.asarray(t_host)
@@ -115,7 +144,7 @@ def dense_mse_batched(xb, y):
     cache = {}
 
     def f(ws):
-        xp = _namespace(ws)
+        xp = array_namespace(ws)
         bound = cache.get(xp)
         if bound is None:
             bound = cache[xp] = (xp.asarray(xb_host).astype(xp.float64),
