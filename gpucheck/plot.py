@@ -48,8 +48,10 @@ def plot_sweep(result, path, *, title=None):
     total = pos(np.asarray(result.predicted_rounding) + np.asarray(result.predicted_truncation))
     ax.loglog(eps, total, ":", color="gray", label="rounding + truncation")
     ax.axvline(result.best_eps, color="tab:green", alpha=0.5, lw=1)
+    at_right = result.best_eps >= float(np.max(eps))
     ax.annotate(f"best eps {result.best_eps:.0e}", (result.best_eps, np.nanmin(pos(result.discrepancy))),
-                textcoords="offset points", xytext=(5, 10), color="tab:green")
+                textcoords="offset points", xytext=(-8 if at_right else 5, 10),
+                ha="right" if at_right else "left", color="tab:green")
     ax.set_xlabel("relative step eps")
     ax.set_ylabel("discrepancy  ||n - a|| / (||n|| + ||a||)")
     ax.set_title(title or f"epsilon sweep ({result.dtype}): {result.regime}")

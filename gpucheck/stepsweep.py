@@ -123,7 +123,7 @@ def classify(steps, disc, pred_r, pred_t, order, *, sigma, f0, dtype, exact, gra
         return "bug", best, text
 
     rounding_at = pred_r >= pred_t
-    if ib == n_steps - 1 and np.all(rounding_at[:-1]) or not np.any(~rounding_at):
+    if (ib == n_steps - 1 and np.all(rounding_at[:-1])) or np.all(rounding_at):
         regime = "roundoff"
         why = (" The numerical gradient does not change with the step beyond rounding: f is at "
                "most quadratic along each coordinate (as a mean squared error is), so central "
