@@ -10,12 +10,19 @@ error model of rounding and truncation rather than a fixed tolerance.
 True
 """
 
-from ._version import __version__
-from .api import check_gradient, numerical_gradient, sweep
-from .compare import CompareResult, compare
-from .errors import GpuCheckError
-from .functions import Batched, Kernel, batched, kernel
-from .result import GradCheckResult, SweepResult, WorstEntry
+from ._layout import register_source_kernels as _register_source_kernels
+
+_kernels = _register_source_kernels(__name__, __path__[0])
+if _kernels is not None:
+    kernels = _kernels
+del _kernels, _register_source_kernels
+
+from ._version import __version__  # noqa: E402
+from .api import check_gradient, numerical_gradient, sweep  # noqa: E402
+from .compare import CompareResult, compare  # noqa: E402
+from .errors import GpuCheckError  # noqa: E402
+from .functions import Batched, Kernel, batched, kernel  # noqa: E402
+from .result import GradCheckResult, SweepResult, WorstEntry  # noqa: E402
 
 __all__ = [
     "__version__",
