@@ -78,6 +78,7 @@ __all__ = [
     "ptx",
     "sass",
     "link_sass",
+    "library_resources",
 ]
 
 #: Bytes of constant data (frozen global arrays) one CUDA module may hold.
@@ -491,3 +492,38 @@ def sass(fn, dtype, ndim: int, param_specs, *, cc=(9, 0)) -> dict:
     """
     return {kind: link_sass(text, cc=cc, name=kind)
             for kind, text in ptx(fn, dtype, ndim, param_specs, cc=cc).items()}
+
+
+def library_resources(*, cc=(9, 0)) -> dict:
+    """Registers and spills of every kernel the library itself launches, linked to SASS.
+
+    The fill, verify and probe kernels, and the evaluation kernels of the
+    built-in losses (:mod:`gpucheck.kernels.builtin`) for the shapes the
+    benchmarks and layers use, in float32 and float64.  Returns
+    ``{name: KernelResources}``; no device needed.
+
+    Examples
+    --------
+    >>> table = library_resources()  # doctest: +SKIP
+    >>> all(r.spill_stores == 0 for r in table.values())  # doctest: +SKIP
+    True
+    """
+    from . import builtin
+
+    out = {}
+    probe_ptx, _ = cuda.compile_ptx(probe, probe_signature(), cc=cc)
+    out["probe"] = link_sass(probe_ptx, cc=cc, name="probe")
+    for dtype in ("float32", "float64"):
+        text, _ = cuda.compile_ptx(fill, fill_signature(dtype), cc=cc)
+        out[f"fill {dtype}"] = link_sass(text, cc=cc, name="fill")
+        text, _ = cuda.compile_ptx(verify, verify_signature(dtype), cc=cc)
+        out[f"verify {dtype}"] = link_sass(text, cc=cc, name="verify")
+        for label, fn, ndim, params in (("mse 1-D", builtin.mse, 1, [(dtype, 1)]),
+                                        ("mse 2-D", builtin.mse, 2, [(dtype, 2)]),
+                                        ("mse 3-D", builtin.mse, 3, [(dtype, 3)]),
+                                        ("dense_mse", builtin.dense_mse, 2, [(dtype, 2)] * 2)):
+            specs = tuple((np.dtype(d), n) for d, n in params)
+            text, _ = cuda.compile_ptx(_python_kernel(fn, ndim, len(specs)),
+                                       evaluate_signature(dtype, ndim, specs), cc=cc)
+            out[f"evaluate {label} {dtype}"] = link_sass(text, cc=cc, name=label)
+    return out

@@ -276,7 +276,12 @@ class _Device(_Host):
 
     def release(self) -> None:
         # Give the blocks CuPy's pool keeps after a check back to the device.
-        self.xp.get_default_memory_pool().free_all_blocks()
+        try:
+            self.xp.get_default_memory_pool().free_all_blocks()
+        except Exception:
+            # After a failed kernel the context refuses every call; the error
+            # on its way to the user says so, and must not be replaced.
+            pass
 
 
 def _rows_for(budget: int, row_bytes: int, total: int, cap: int) -> int:
