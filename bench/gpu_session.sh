@@ -78,7 +78,7 @@ else
     MSE_BIG="mse:1024"
     DENSE_BIG="dense:512:64"
     SMALL_BUDGET=5
-    BIG_BUDGET=20
+    BIG_BUDGET=15
 fi
 
 HAVE_TIMEOUT=1
@@ -127,10 +127,10 @@ step() {
     return 0
 }
 
-table() {  # table STEP_NAME ROWS DTYPES BUDGET: one gpu_table.py process
+table() {  # table STEP_NAME ROWS DTYPES BUDGET LIMIT: one gpu_table.py process
     local name=$1 rows=$2 dtypes=$3 budget=$4 limit=$5
     step "$name" "$limit" "$PY" bench/gpu_table.py --backend "$BACKEND" --rows "$rows" \
-        --dtypes "$dtypes" --budget "$budget" --jsonl "$ROWS"
+        --dtypes "$dtypes" --budget "$budget" --sample 256 --jsonl "$ROWS"
 }
 
 # The hook for the delta/row-wise audit rows: bench/bench_audit.py takes

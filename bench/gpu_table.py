@@ -237,8 +237,15 @@ def main(argv=None):
                    help="only print the table of the rows in this file (measures nothing)")
     args = p.parse_args(argv)
     if args.report:
+        rows, broken = [], 0
         with open(args.report) as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
+            for line in fh:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:  # a row cut off by a step's timeout
+                    broken += bool(line.strip())
+        if broken:
+            print(f"{broken} unreadable line(s) in {args.report} skipped")
         if rows:
             devices = sorted({r.get("device", r.get("backend", "?")) for r in rows})
             print(f"device: {', '.join(devices)}")
