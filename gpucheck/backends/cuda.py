@@ -52,7 +52,8 @@ from . import device_errors
 
 __all__ = ["device_status", "simulator_status", "device_backend", "simulator_backend",
            "CudaBackend", "evaluate_batched", "memory_fraction", "set_memory_fraction",
-           "LAUNCH_SECONDS", "DEFAULT_MEMORY_FRACTION"]
+           "LAUNCH_SECONDS", "DEFAULT_MEMORY_FRACTION", "copies_for", "next_launch",
+           "launch_shape"]
 
 _INSTALL = device_errors.INSTALL
 
@@ -210,6 +211,7 @@ class _Host:
     max_rows = 64
     max_blocks = 8
     warp = 32
+    sms = 1
 
     def free_bytes(self) -> int:
         return 64 << 20
@@ -247,7 +249,7 @@ class _Device(_Host):
         self.xp = cupy
         self._cuda = cuda
         dev = cupy.cuda.Device()
-        sms = dev.attributes["MultiProcessorCount"]
+        self.sms = sms = dev.attributes["MultiProcessorCount"]
         threads = dev.attributes["MaxThreadsPerMultiProcessor"]
         # Beyond a few waves of resident threads more copies of x only cost
         # memory and fill time.
@@ -327,6 +329,25 @@ def next_launch(points: int, seconds: float, *, rows: int, target: float = LAUNC
     if want >= rows:
         return (want // rows) * rows
     return max(1, want)
+
+
+def launch_shape(active: int, *, sms: int, threads_per_block: int, warp: int = 32) -> tuple:
+    """``(blocks, threads)`` for ``active`` threads, spread over every SM.
+
+    Large copies leave few threads (a 4 MB x leaves about 10^4 on an 80 GB
+    device); in blocks of 256 they would occupy a quarter of an H100's SMs.
+    Blocks shrink, in whole warps, until there is one per SM.
+
+    Examples
+    --------
+    >>> launch_shape(9408, sms=132, threads_per_block=256)
+    (147, 64)
+    >>> launch_shape(100000, sms=132, threads_per_block=256), launch_shape(5, sms=132, threads_per_block=256)
+    ((391, 256), (1, 32))
+    """
+    per_sm = (active // max(1, sms)) // warp * warp
+    tpb = max(warp, min(threads_per_block, per_sm))
+    return -(-active // tpb), tpb
 
 
 def _function_name(func: Function) -> str:
@@ -470,8 +491,9 @@ class CudaBackend:
                 while start < total:
                     stop = min(total, start + per)
                     active = min(rows, stop - start)
+                    shape = launch_shape(active, sms=ops.sms, threads_per_block=tpb, warp=ops.warp)
                     t_launch = time.perf_counter()
-                    kern[math.ceil(active / tpb), tpb](*k_args, start, stop, *k_params)
+                    kern[shape](*k_args, start, stop, *k_params)
                     stage = "running"
                     ops.synchronize()
                     seconds = time.perf_counter() - t_launch
