@@ -48,6 +48,7 @@ process; on a device the library's own kernels are also cached on disk
 
 from __future__ import annotations
 
+import dis
 import re
 import threading
 import time
@@ -248,8 +249,14 @@ def global_arrays(fn, ndim: int | None = None) -> list:
     return sorted(found.items(), key=lambda item: -item[1])
 
 
+_LOADS = {"LOAD_GLOBAL", "LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_NAME", "LOAD_FROM_DICT_OR_DEREF",
+          "LOAD_FROM_DICT_OR_GLOBALS"}
+
+
 def _names(code) -> set:
-    names = set(code.co_names) | set(code.co_freevars)
+    # Names read as globals or closure cells; attribute names (``x.shape``)
+    # are in co_names too, but must not match a global of the same name.
+    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _LOADS}
     for const in code.co_consts:
         if isinstance(const, _pytypes.CodeType):
             names |= _names(const)

@@ -220,3 +220,34 @@ def test_probe_failure_reason_names_the_cause():
     reason = cuda._probe_reason(CudaAPIError(222, "unsupported toolchain"))
     assert "driver is older" in reason
     assert "wrote wrong values" in cuda._probe_reason(RuntimeError("the probe kernel wrote wrong values"))
+
+
+shape = np.zeros(100000)  # a global named like an attribute: must not be taken for one read
+
+
+def reads_only_attributes(x):
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i]
+    return s
+
+
+def test_an_attribute_name_is_not_a_global_read():
+    from gpucheck.kernels import contract
+
+    assert contract.global_arrays(reads_only_attributes) == []
+    assert contract.global_arrays(reads_big_global) == [("BIG", 160000)]
+
+
+def test_global_arrays_follow_closures_and_called_functions():
+    from gpucheck.kernels import contract
+
+    table = np.ones(10)
+
+    def helper(x):
+        return x[0] * BIG[0]
+
+    def outer(x):
+        return helper(x) + table[0]
+
+    assert dict(contract.global_arrays(outer)) == {"BIG": 160000, "table": 80}

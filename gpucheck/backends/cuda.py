@@ -409,7 +409,13 @@ class CudaBackend:
             from . import cpu
 
             return cpu.evaluate(func, x, idx, vals, progress=progress)
-        ops = self._ops()
+        try:
+            ops = self._ops()
+        except Exception as err:
+            if device_errors.classify(err) is None:
+                raise
+            raise device_errors.to_error(err, stage="loading", function=_function_name(func),
+                                         backend=self.name) from err
         x = np.ascontiguousarray(x)
         idx = np.ascontiguousarray(idx, dtype=np.int64)
         vals = np.ascontiguousarray(vals, dtype=x.dtype)
