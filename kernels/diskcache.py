@@ -115,6 +115,9 @@ def _function(h, func, seen: set) -> None:
     seen.add(id(func))
     code = func.__code__
     _code(h, code, seen)
+    h.update(b"defaults:")
+    _feed(h, tuple(func.__defaults__ or ()), seen)
+    _feed(h, tuple(sorted((func.__kwdefaults__ or {}).items())), seen)
     variants = getattr(func, "cuda_variants", None)
     if isinstance(variants, dict):
         for nd in sorted(variants):
