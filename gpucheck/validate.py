@@ -12,7 +12,7 @@ import numpy as np
 from .errors import GpuCheckError
 
 __all__ = ["as_host_array", "point", "analytic", "eps_option", "tolerance_option",
-           "positive_int", "base_value"]
+           "positive_int", "base_value", "fraction_option"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -119,6 +119,16 @@ def positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise GpuCheckError(f"`{name}` must be a positive integer, got {value!r}")
     return int(value)
+
+
+def fraction_option(value, name: str) -> float:
+    """A fraction in (0, 1], such as the share of device memory a check may use."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise GpuCheckError(f"`{name}` must be a number in (0, 1], got {type(value).__name__}")
+    v = float(value)
+    if not (0.0 < v <= 1.0):
+        raise GpuCheckError(f"`{name}` must be in (0, 1], got {value!r}")
+    return v
 
 
 def base_value(f0: float) -> float:

@@ -37,9 +37,14 @@ def moved(x, base):
 
 
 def softplus_dot_batched(w, k):
+    """The batched twin of :func:`softplus_dot`, for NumPy and CuPy batches alike."""
+    w_on = builtin.bind(np.asarray(w, dtype=np.float64).reshape(1, -1))
+
     def f(xs):
-        z = xs.reshape(xs.shape[0], -1).astype(np.float64) * w.reshape(1, -1) * float(k[0])
-        return np.log1p(np.exp(z)).sum(axis=1)
+        xp = builtin.array_namespace(xs)
+        z = xs.reshape(xs.shape[0], -1).astype(xp.float64)
+        z = z * w_on(z) * float(k[0])
+        return xp.log1p(xp.exp(z)).sum(axis=1)
 
     return f
 
