@@ -81,6 +81,8 @@ class ArrayType:
         """
         if self.library == "numpy":
             return a
+        if isinstance(a, np.generic):
+            a = np.asarray(a)
         on_host = isinstance(a, np.ndarray)
         if self.library == "torch":
             import torch

@@ -123,12 +123,14 @@ class Inputs:
             return dict(zip(self.keys, members))
         return tuple(members) if self.kind == "tuple" else list(members)
 
+    def rebuild(self, arr, lead: int = 0):
+        """The caller's structure at ``arr``: views in the caller's array types."""
+        return self.pack([t.to_caller(v) for t, v in zip(self.types, self.views(arr, lead))])
+
     def arguments(self, arr, lead: int = 0) -> tuple:
         """The positional arguments f takes at ``arr``, in the caller's array types."""
-        members = [t.to_caller(v) for t, v in zip(self.types, self.views(arr, lead))]
-        if self.kind in ("array", "dict"):
-            return (self.pack(members),)
-        return tuple(members)
+        packed = self.rebuild(arr, lead)
+        return (packed,) if self.kind in ("array", "dict") else tuple(packed)
 
     def call(self, fn, arr, *extra, lead: int = 0):
         """``fn`` called the way f is: ``fn(x)``, ``fn(*xs)`` or ``fn(xs)``, then ``extra``."""

@@ -235,12 +235,13 @@ class GradCheckResult:
             lines.append("  per input:")
             lines.extend(f"    {v}" for v in self.inputs)
         if self.worst:
+            wide = max([14] + [len(w.label) for w in self.worst])
             lines.append("  worst entries (error / tolerance):")
-            lines.append(f"    {'index':<14} {'numeric':>14} {'analytic':>14} {'abs err':>10} "
+            lines.append(f"    {'index':<{wide}} {'numeric':>14} {'analytic':>14} {'abs err':>10} "
                          f"{'tol':>10} {'ratio':>8}  status")
             for w in self.worst:
                 ratio = w.abs_error / w.tolerance if w.tolerance > 0 else np.inf
-                lines.append(f"    {w.label:<14} {_fmt(w.numeric):>14} {_fmt(w.analytic):>14} "
+                lines.append(f"    {w.label:<{wide}} {_fmt(w.numeric):>14} {_fmt(w.analytic):>14} "
                              f"{w.abs_error:10.2e} {w.tolerance:10.2e} {ratio:8.2f}  {w.status}"
                              + (f" ({w.note})" if w.note else ""))
         if self.diagnosis:

@@ -164,14 +164,15 @@ def like_inputs(value, structure: Inputs, name: str) -> list:
     return list(value)
 
 
-def analytic(grad, x: np.ndarray, structure: Inputs | None = None) -> np.ndarray:
+def analytic(grad, x: np.ndarray, structure: Inputs | None = None, name: str = "grad") -> np.ndarray:
     """The analytic gradient as float64 of the point's shape; ``grad`` may be callable.
 
     With several inputs ``grad`` has x's structure, or is a callable taking
-    the inputs the way f does and returning that structure.
+    the inputs the way f does and returning that structure.  ``name`` is
+    what messages call it.
     """
     structure = structure or single(x)
-    if callable(grad) and not hasattr(grad, "shape"):
+    if callable(grad) and not hasattr(grad, "shape") and name == "grad":
         call = "grad(x)" if structure.single else "grad(*xs)" if structure.kind != "dict" else "grad(xs)"
         try:
             grad = structure.call(grad, x.copy())
@@ -179,13 +180,13 @@ def analytic(grad, x: np.ndarray, structure: Inputs | None = None) -> np.ndarray
             raise
         except Exception as err:
             raise GpuCheckError(f"calling `{call}` raised {type(err).__name__}{where(err)}: {err}") from err
-    members = like_inputs(grad, structure, "grad")
+    members = like_inputs(grad, structure, name)
     parts = []
-    for key, name, shape, g in zip(structure.keys, structure.names, structure.shapes, members):
-        label = "grad" if structure.single else f"grad[{key!r}]"
+    for key, input_name, shape, g in zip(structure.keys, structure.names, structure.shapes, members):
+        label = name if structure.single else f"{name}[{key!r}]"
         arr = as_host_array(g, label)
         if arr.shape != tuple(shape):
-            whose = "x's" if structure.single else f"{name}'s"
+            whose = "x's" if structure.single else f"{input_name}'s"
             raise GpuCheckError(f"`{label}` must have {whose} shape {tuple(shape)}, got {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise GpuCheckError(f"`{label}` must be a real numeric array, got dtype {arr.dtype}")

@@ -114,7 +114,27 @@ def test_json_output_parses(work, capsys):
     d = json.loads(out)
     assert d["status"] == "fail" and d["passed"] is False
     assert d["worst"][0]["index"] == [1, 2]
-    assert np.array(d["numeric"]).shape == (3, 4)
+    assert d["entries"] == 12
+
+
+def test_json_is_a_summary_and_arrays_go_to_an_npz(work, capsys):
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
+                          "--backend", "cpu", "--json"], capsys)
+    d = json.loads(out)
+    for key in ("numeric", "analytic", "abs_error", "rel_error", "tolerance", "element_status", "eps"):
+        assert key not in d
+    assert len(out) < 4000
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
+                          "--backend", "cpu", "--json", "--arrays", "arr.npz"], capsys)
+    assert code == 1
+    assert json.loads(out)["arrays"] == "arr.npz"
+    with np.load(work / "arr.npz") as z:
+        assert z["numeric"].shape == (3, 4)
+        assert z["element_status"][1, 2] == "fail"
+        np.testing.assert_allclose(z["analytic"], np.load(work / "Gbad.npy"))
+        x = np.load(work / "X.npy")
+        T = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+        np.testing.assert_allclose(z["numeric"], np.cos(x) * T, rtol=1e-6, atol=1e-9)
 
 
 def test_layer_mse(work, capsys):
@@ -191,12 +211,16 @@ def test_sweep_prints_table_and_writes_png(work, capsys):
     assert "discrepancy" in out and "out.png" in out
 
 
-def test_sweep_json(work, capsys):
+def test_sweep_json_exits_1_on_a_bug(work, capsys):
     code, out, err = run(["sweep", "userfn.py:loss", "--x", "X.npy", "--grad", "Gbad.npy",
                           "--backend", "cpu", "--json"], capsys)
-    assert code == 0, err
+    assert code == 1, err
     d = json.loads(out)
     assert d["regime"] == "bug"
+    code, out, err = run(["sweep", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy",
+                          "--backend", "cpu", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["regime"] != "bug"
 
 
 def test_demo(capsys):
