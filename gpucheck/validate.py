@@ -209,8 +209,9 @@ def eps_option(eps, x: np.ndarray, structure: Inputs | None = None):
         return e
     if isinstance(eps, (bool, np.bool_, str, bytes)):
         raise GpuCheckError(f"`eps` must be a number or an array of steps, got {type(eps).__name__} {eps!r}")
-    if structure is not None and not structure.single and isinstance(eps, (tuple, list, dict)) \
-            and _members(eps, "eps") is not None:
+    if structure is not None and not structure.single and (
+            isinstance(eps, dict) or isinstance(eps, (tuple, list)) and len(eps) == len(structure.keys)):
+        # one step (or array of steps) per input, in x's structure
         members = like_inputs(eps, structure, "eps")
         eps = np.concatenate([np.broadcast_to(as_host_array(e, "eps"), s).reshape(-1)
                               for e, s in zip(members, structure.shapes)])
@@ -280,8 +281,9 @@ def params(values, name: str = "params") -> tuple:
             raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got a ragged "
                                 f"{type(p).__name__} ({err})") from None
         if a.dtype == object or a.dtype.kind not in "biuf":
-            raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got {type(p).__name__}"
-                                + (f" of dtype {a.dtype}" if a.dtype != object else " (ragged?)"))
+            detail = f" of dtype {a.dtype}" if a.dtype != object else \
+                " (ragged?)" if isinstance(p, (list, tuple)) else ""
+            raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got {type(p).__name__}{detail}")
         out.append(np.ascontiguousarray(a))
     return tuple(out)
 

@@ -210,7 +210,7 @@ def _contracted(func, structure, backend, c, offset, out_shape):
     fn = wrapped.fn
     cached = {}
 
-    def weights(like):
+    def weights(like):  # c where the buffer ``like`` lives: the host, or CuPy's device
         if isinstance(like, np.ndarray):
             return c
         key = id(type(like))
@@ -235,7 +235,7 @@ def _contracted(func, structure, backend, c, offset, out_shape):
             if tuple(arr.shape) != tuple(out_shape):
                 raise GpuCheckError(f"`f` must return its output shape {tuple(out_shape)} at every "
                                     f"point, got {tuple(arr.shape)}")
-            return float(arr.reshape(-1).astype(np.float64) @ weights(arr)) + offset
+            return float(arr.reshape(-1).astype(np.float64) @ weights(x)) + offset
 
     return dataclasses.replace(wrapped, fn=g)
 
