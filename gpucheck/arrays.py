@@ -96,7 +96,7 @@ class ArrayType:
             import jax
 
             if not on_host and getattr(self.device, "platform", "cpu") != "cpu":
-                return jax.device_put(jax.dlpack.from_dlpack(a, copy=True), self.device)
+                return jax.dlpack.from_dlpack(a, device=self.device, copy=True)
             return jax.device_put(np.array(a.get() if not on_host else a, copy=True), self.device)
         if self.library == "cupy":
             import cupy

@@ -96,6 +96,14 @@ class InputVerdict:
         fail, and are inconclusive.
     diagnosis : str
         The likely bug pattern in this input, when one fits.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> r = gpucheck.check_gradient(lambda w, b: float(np.sum(w * b)), (np.ones(2), np.ones(2)),
+    ...                             (np.ones(2), -np.ones(2)))
+    >>> [(v.name, v.status) for v in r.inputs]
+    [('input 0', 'pass'), ('input 1', 'fail')]
     """
 
     name: str

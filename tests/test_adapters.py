@@ -6,10 +6,28 @@ Skipped, with the package to install, where torch or JAX is missing
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 from gpucheck import GpuCheckError
+
+# ---------------------------------------------------- without the libraries
+
+
+@pytest.mark.parametrize("module,lib", [("gpucheck.torch", "torch"), ("gpucheck.jax", "jax")])
+def test_a_missing_library_names_the_package_to_install(monkeypatch, module, lib):
+    import importlib
+
+    adapter = importlib.import_module(module)  # importing the adapter never imports its library
+    monkeypatch.setitem(sys.modules, lib, None)
+    if lib == "jax":
+        monkeypatch.setitem(sys.modules, "jax.numpy", None)
+    check = adapter.check_function if lib == "torch" else adapter.check_vjp
+    with pytest.raises(GpuCheckError, match=rf"pip install {lib} \(or pip install 'gpucheck-grad\[{lib}\]'\)"):
+        check(lambda x: x, np.ones(2))
+
 
 # ------------------------------------------------------------------- torch
 

@@ -426,7 +426,7 @@ def test_import_gpucheck_does_not_load_gpu_or_plot_modules():
     code = ("import sys, numpy as np, gpucheck\n"
             "r = gpucheck.check_gradient(lambda v: float(v @ v), np.ones(3), 2 * np.ones(3), backend='cpu')\n"
             "assert r.passed\n"
-            "print([m for m in ('cupy', 'numba.cuda', 'matplotlib') if m in sys.modules])\n")
+            "print([m for m in ('cupy', 'numba.cuda', 'matplotlib', 'torch', 'jax') if m in sys.modules])\n")
     env = dict(os.environ)
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
