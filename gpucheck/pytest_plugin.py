@@ -1,7 +1,8 @@
 """pytest plugin: the ``gradcheck`` fixture, registered through the ``pytest11`` entry point.
 
 Installed with gpucheck-grad, it is loaded by every pytest run in that
-environment, so it imports nothing heavy until a test uses the fixture::
+environment, so loading it costs only ``import gpucheck`` (NumPy; numba,
+CUDA, torch and JAX load when a check needs them)::
 
     def test_my_layer(gradcheck):
         gradcheck(loss, x, grad)              # assert_gradient
