@@ -22,13 +22,16 @@ from .api import check_gradient, numerical_gradient, sweep  # noqa: E402
 from .compare import CompareResult, compare  # noqa: E402
 from .errors import GpuCheckError  # noqa: E402
 from .functions import Batched, Kernel, batched, kernel  # noqa: E402
-from .result import GradCheckResult, SweepResult, WorstEntry  # noqa: E402
+from .result import GradCheckResult, InputVerdict, SweepResult, WorstEntry  # noqa: E402
+from .vjp import check_jvp, check_vjp  # noqa: E402
 
 __all__ = [
     "__version__",
     "check_gradient",
     "numerical_gradient",
     "sweep",
+    "check_vjp",
+    "check_jvp",
     "compare",
     "batched",
     "kernel",
@@ -38,5 +41,6 @@ __all__ = [
     "GradCheckResult",
     "SweepResult",
     "WorstEntry",
+    "InputVerdict",
     "CompareResult",
 ]

@@ -13,10 +13,12 @@ __all__ = ["check_gradient", "numerical_gradient", "sweep"]
 
 
 def _setup(f, x, backend, progress):
+    """The evaluator of f at x, and the structure of x (one array or several)."""
     func = as_function(f)
-    xv = validate.point(x)
+    structure, xv = validate.inputs(x)
+    progress = validate.progress_option(progress)
     name = backends.resolve(backend)
-    return engine.Evaluator(func, xv, name, progress)
+    return engine.Evaluator(structure.wrap(func, name), xv, name, progress), structure
 
 
 def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rtol=None,
@@ -34,12 +36,16 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     f : callable, Batched or Kernel
         ``f(x) -> scalar``; or a function marked with :func:`gpucheck.batched`
         (``f(xs) -> (B,)``); or a :func:`gpucheck.kernel`.  f is always called
-        with arrays of x's dtype.
-    x : array_like
+        with arrays of x's dtype and x's array type (NumPy, CuPy, torch, JAX).
+    x : array_like, or tuple, list or dict of array_like
         The point, float32 or float64, any shape.  NumPy, CuPy, torch and JAX
-        arrays are accepted.
+        arrays are accepted.  Several inputs (a layer's parameters, say) go
+        in a tuple or list, and f is called as ``f(*xs)``, or in a dict, and
+        f is called as ``f(xs)``; all must share one dtype.  Reports then name
+        entries like ``W1[3, 4]`` and give a verdict per input.
     grad : array_like or callable
-        The analytic gradient at x (x's shape), or ``grad(x)`` returning it.
+        The analytic gradient at x (x's shape, or x's structure of arrays),
+        or a callable taking the inputs the way f does and returning it.
     eps : float or array_like, optional
         Relative step: element i is perturbed by ``eps * max(1, |x_i|)``
         (rounded to a representable step).  An array of x's shape gives
@@ -60,6 +66,9 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     Returns
     -------
     GradCheckResult
+        Always NumPy arrays, whatever array type x came in.  For several
+        inputs the per-entry arrays are flat over all of them;
+        :meth:`GradCheckResult.split` cuts them per input.
 
     Raises
     ------
@@ -76,20 +85,35 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     'pass'
     >>> gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, -np.cos(x)).status
     'fail'
+
+    Several inputs, named by a dict:
+
+    >>> W, b = np.ones((2, 3)), np.arange(3.0)
+    >>> loss = lambda p: np.sum(np.tanh(p["W"] @ p["b"]))
+    >>> g = {"W": np.outer(1 - np.tanh(W @ b) ** 2, b), "b": W.T @ (1 - np.tanh(W @ b) ** 2)}
+    >>> r = gpucheck.check_gradient(loss, {"W": W, "b": b}, g)
+    >>> r.status, [v.name for v in r.inputs]
+    ('pass', ['W', 'b'])
     """
-    ev = _setup(f, x, backend, progress)
-    a = validate.analytic(grad, ev.x)
-    eps = validate.eps_option(eps, ev.x)
+    ev, structure = _setup(f, x, backend, progress)
+    a = validate.analytic(grad, ev.x, structure)
+    eps = validate.eps_option(eps, ev.x, structure)
     rtol = validate.tolerance_option(rtol, "rtol")
     atol = validate.tolerance_option(atol, "atol")
     k = validate.positive_int(worst, "worst")
-    return engine.check(ev, a, scheme=get_scheme(scheme), eps=eps, rtol=rtol, atol=atol, k_worst=k)
+    result = engine.check(ev, a, scheme=get_scheme(scheme), eps=eps, rtol=rtol, atol=atol, k_worst=k)
+    return structure.label(result)
 
 
-def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None) -> np.ndarray:
+def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None):
     """The finite-difference gradient of f at x, float64 of x's shape.
 
     Parameters are those of :func:`check_gradient`.
+
+    Returns
+    -------
+    numpy.ndarray, or x's structure of them
+        For several inputs, a tuple, list or dict like x.
 
     Examples
     --------
@@ -97,12 +121,15 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     >>> g = gpucheck.numerical_gradient(lambda v: float(v @ v), np.array([1.0, -2.0]))
     >>> np.allclose(g, [2.0, -4.0])
     True
+    >>> gw, gb = gpucheck.numerical_gradient(lambda w, b: float(w @ b), (np.ones(2), np.arange(2.0)))
+    >>> np.allclose(gw, [0.0, 1.0]), np.allclose(gb, [1.0, 1.0])
+    (True, True)
     """
-    ev = _setup(f, x, backend, progress)
-    eps = validate.eps_option(eps, ev.x)
+    ev, structure = _setup(f, x, backend, progress)
+    eps = validate.eps_option(eps, ev.x, structure)
     g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
     validate.base_value(f0)
-    return g.reshape(ev.x.shape)
+    return structure.unflatten(g.reshape(ev.x.shape))
 
 
 def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=None) -> SweepResult:
@@ -133,7 +160,7 @@ def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=No
     """
     from .stepsweep import run_sweep
 
-    ev = _setup(f, x, backend, progress)
-    a = validate.analytic(grad, ev.x)
+    ev, structure = _setup(f, x, backend, progress)
+    a = validate.analytic(grad, ev.x, structure)
     steps = None if eps is None else validate.eps_list(eps)
     return run_sweep(ev, a, scheme=get_scheme(scheme), steps=steps)

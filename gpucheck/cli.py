@@ -2,7 +2,12 @@
 
 Verbs: ``demo``, ``check``, ``sweep``, ``bench``, ``info``.  Exit status of
 ``check``: 0 pass, 1 fail, 3 inconclusive, 2 bad usage or input (with a
-one-line reason on stderr).
+one-line reason on stderr; ``--debug`` adds the traceback).  ``sweep``
+exits 1 when the regime is ``bug``.
+
+Several inputs: ``--x NAME=W1.npy`` repeated (f gets a dict), ``--x A.npy``
+repeated (f gets them as separate arguments), or one ``.npz`` (a dict);
+``--grad`` in the same form.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import json
 import os
 import sys
 import time
+import traceback
 
 import numpy as np
 
 from . import api, layers
+from .backends import BACKENDS
 from .errors import GpuCheckError
 from .functions import batched, kernel
+from .stencils import SCHEMES
 
 __all__ = ["main", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INCONCLUSIVE"]
 
@@ -28,9 +36,8 @@ _EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        self.print_usage(sys.stderr)
-        raise SystemExit(_fail(f"{self.prog}: {message}"))
+    def error(self, message):  # one line, exit 2: the usage block is one --help away
+        raise SystemExit(_fail(f"{self.prog}: {message} (see {self.prog} --help)"))
 
 
 def _fail(msg: str) -> int:
@@ -59,13 +66,72 @@ class _Progress:
               file=sys.stderr, flush=True)
 
 
-def _load_array(path: str, what: str) -> np.ndarray:
+def _load_file(path: str, what: str):
+    """A .npy file as an array, a .npz file as a dict of arrays (in file order)."""
     try:
-        return np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise GpuCheckError(f"`{what}`: no such file {path!r}") from None
+    except IsADirectoryError:
+        raise GpuCheckError(f"`{what}`: {path!r} is a directory, not a .npy or .npz file") from None
+    except ValueError as err:
+        # NumPy's advice here is to allow pickles: never right for data we are given
+        why = "holds Python objects" if "pickle" in str(err) else f"cannot be read ({err})"
+        raise GpuCheckError(f"`{what}`: {path!r} is not a numeric .npy or .npz file ({why}); "
+                            "write arrays with numpy.save or numpy.savez") from None
     except Exception as err:
-        raise GpuCheckError(f"`{what}`: cannot read {path!r} as .npy: {err}") from None
+        raise GpuCheckError(f"`{what}`: cannot read {path!r} as .npy or .npz: {err}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            try:
+                arrays = {k: data[k] for k in data.files}
+            except ValueError:
+                raise GpuCheckError(f"`{what}`: {path!r} holds Python objects; write numeric "
+                                    "arrays with numpy.savez") from None
+        if not arrays:
+            raise GpuCheckError(f"`{what}`: {path!r} holds no arrays")
+        return arrays
+    return data
+
+
+def _load_array(path: str, what: str) -> np.ndarray:
+    data = _load_file(path, what)
+    if isinstance(data, dict):
+        raise GpuCheckError(f"`{what}`: {path!r} is an .npz archive of {len(data)} arrays; "
+                            "give one array as a .npy file")
+    return data
+
+
+def _named(spec: str):
+    """``NAME=PATH`` -> (NAME, PATH); a plain path -> (None, PATH)."""
+    name, sep, path = spec.partition("=")
+    if sep and name.isidentifier():
+        return name, path
+    return None, spec
+
+
+def load_inputs(specs, what: str):
+    """One array, or several: ``NAME=PATH`` repeated (a dict), ``PATH`` repeated (a tuple), one .npz (a dict).
+
+    Examples
+    --------
+    >>> load_inputs(None, "--x") is None
+    True
+    """
+    if not specs:
+        return None
+    pairs = [_named(s) for s in specs]
+    names = [n for n, _ in pairs]
+    if all(n is None for n in names):
+        if len(pairs) == 1:
+            return _load_file(pairs[0][1], what)
+        return tuple(_load_array(p, what) for _, p in pairs)
+    if any(n is None for n in names):
+        raise GpuCheckError(f"`{what}`: name every input (NAME=FILE.npy) or none of them")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise GpuCheckError(f"`{what}`: input {dup[0]!r} given twice")
+    return {n: _load_array(p, f"{what} {n}") for n, p in pairs}
 
 
 def load_function(spec: str):
@@ -93,8 +159,15 @@ def load_function(spec: str):
                 sys.path.pop(0)
     except GpuCheckError:
         raise
+    except SystemExit as err:
+        raise GpuCheckError(f"`function`: importing {target!r} called sys.exit({err.code!r}); "
+                            "keep module-level code free of exits (guard it with "
+                            "if __name__ == '__main__')") from None
     except Exception as err:
-        raise GpuCheckError(f"`function`: importing {target!r} failed: {type(err).__name__}: {err}") from None
+        from .validate import where
+
+        raise GpuCheckError(f"`function`: importing {target!r} failed: {type(err).__name__}"
+                            f"{where(err)}: {err}") from err
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -103,13 +176,16 @@ def load_function(spec: str):
 
 def _build_problem(args):
     """(f, x, grad) from the check/sweep options."""
-    if args.x is None:
-        raise GpuCheckError("`--x` is required: the point, as a .npy file")
-    x = _load_array(args.x, "--x")
-    grad = _load_array(args.grad, "--grad") if args.grad else None
+    if not args.x:
+        raise GpuCheckError("`--x` is required: the point, as a .npy file (or several inputs: "
+                            "--x NAME=FILE.npy repeated, or one .npz)")
+    x = load_inputs(args.x, "--x")
+    grad = load_inputs(args.grad, "--grad")
     if args.layer:
         if args.function:
             raise GpuCheckError("give either a function or `--layer`, not both")
+        if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
+            raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
         if args.layer == "mse":
             if not args.target:
                 raise GpuCheckError("`--layer mse` needs `--target T.npy`")
@@ -125,7 +201,8 @@ def _build_problem(args):
     if not args.function:
         raise GpuCheckError("give a function as module:function (or file.py:function), or `--layer`")
     if grad is None:
-        raise GpuCheckError("`--grad` is required: the analytic gradient, as a .npy file")
+        raise GpuCheckError("`--grad` is required: the analytic gradient, as a .npy file "
+                            "(in the form of `--x`)")
     fn = load_function(args.function)
     if args.kernel:
         params = [_load_array(p, "--param") for p in (args.param or [])]
@@ -137,17 +214,22 @@ def _build_problem(args):
 
 def _common(p):
     p.add_argument("function", nargs="?", help="module:function or file.py:function")
-    p.add_argument("--x", help="the point x, a .npy file")
-    p.add_argument("--grad", help="the analytic gradient at x, a .npy file")
+    p.add_argument("--x", action="append", metavar="[NAME=]FILE",
+                   help="the point x, a .npy file; several inputs: NAME=FILE.npy repeated "
+                        "(f gets a dict), FILE.npy repeated (f(*xs)), or one .npz (a dict)")
+    p.add_argument("--grad", action="append", metavar="[NAME=]FILE",
+                   help="the analytic gradient at x, in the form of --x")
     p.add_argument("--layer", choices=layers.LAYERS, help="a built-in layer instead of a function")
     p.add_argument("--target", help="targets for --layer (.npy)")
     p.add_argument("--inputs", help="inputs A for --layer dense (.npy)")
     p.add_argument("--batched", action="store_true", help="f takes a batch xs of shape (B, *x.shape)")
     p.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
     p.add_argument("--param", action="append", help="a parameter array for --kernel (.npy), repeatable")
-    p.add_argument("--scheme", default="central", help="central (default) or central4")
-    p.add_argument("--backend", default="auto", help="auto (default), cpu, cuda or cudasim")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--scheme", default="central", choices=list(SCHEMES),
+                   help="finite-difference scheme (default central)")
+    p.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                   help="where f is evaluated (default auto: cuda when a device is usable)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     p.add_argument("--quiet", action="store_true", help="no progress meter")
 
 
@@ -158,28 +240,49 @@ def _float_list(text: str):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _version() -> str:
+    from ._version import __version__
+
+    return f"gpucheck {__version__} (distribution gpucheck-grad)"
+
+
+def _debug_flag(p, default):
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show the Python traceback of an error")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gpucheck", description="Check hand-written gradients against finite differences.")
+    p.add_argument("--version", action="version", version=_version())
+    _debug_flag(p, False)
     sub = p.add_subparsers(dest="verb", metavar="{demo,check,sweep,bench,info}", parser_class=_Parser)
-    d = sub.add_parser("demo", help="check an 8x8 float32 MSE layer and explain its epsilon table")
+
+    def verb(name, **kw):
+        v = sub.add_parser(name, **kw)
+        _debug_flag(v, argparse.SUPPRESS)  # also accepted after the verb
+        return v
+
+    d = verb("demo", help="the forum question's float32 MSE layer, checked and explained")
     d.add_argument("--plot", help="also write the sweep picture to this PNG file")
-    c = sub.add_parser("check", help="check a gradient; exit 0 pass, 1 fail, 3 inconclusive, 2 bad input")
+    c = verb("check", help="check a gradient; exit 0 pass, 1 fail, 3 inconclusive, 2 bad input")
     _common(c)
     c.add_argument("--eps", type=float, help="relative step (default: from the dtype)")
     c.add_argument("--rtol", type=float, help="fixed relative tolerance instead of the error model")
     c.add_argument("--atol", type=float, help="fixed absolute tolerance instead of the error model")
     c.add_argument("--worst", type=int, default=5, help="how many worst entries to show")
-    s = sub.add_parser("sweep", help="the check across step sizes, with the regime explained")
+    c.add_argument("--arrays", metavar="FILE.npz",
+                   help="write the per-entry arrays (numeric, analytic, errors, tolerance, ...) here")
+    s = verb("sweep", help="the check across step sizes, with the regime explained; exit 1 on 'bug'")
     _common(s)
     s.add_argument("--eps", type=_float_list, help="comma-separated relative steps")
-    s.add_argument("--plot", help="write the picture to this PNG file (needs the plot extra)")
-    b = sub.add_parser("bench", help="time the same check on every available backend")
+    s.add_argument("--plot", help="write the picture to this PNG file (needs matplotlib)")
+    b = verb("bench", help="time the same check on every available backend")
     try:
         from .compare import add_bench_arguments
         add_bench_arguments(b)
     except ImportError:  # pragma: no cover - compare is part of the package
         pass
-    sub.add_parser("info", help="versions and which backends can run here (never fails)")
+    verb("info", help="versions and which backends can run here (never fails)")
     return p
 
 
@@ -196,9 +299,34 @@ def main(argv=None) -> int:
     try:
         return _VERBS[args.verb](args)
     except GpuCheckError as err:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted")
+
+
+def _emit(text: str) -> None:
+    """Print to stdout; a reader that went away (``| head``) ends the output quietly."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # stdout is gone: point it at devnull so the interpreter's final
+        # flush does not raise again, and let the verb return its status
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _save_arrays(path: str, r) -> None:
+    fields = ("numeric", "analytic", "abs_error", "rel_error", "tolerance", "element_status", "eps")
+    arrays = {}
+    for name in fields:
+        for key, part in r.split(name).items():
+            arrays[name if not r.inputs else f"{key}/{name}"] = np.asarray(part)
+    try:
+        np.savez_compressed(path, **arrays)
+    except OSError as err:
+        raise GpuCheckError(f"`--arrays`: cannot write {path!r}: {err}") from None
 
 
 def _cmd_check(args) -> int:
@@ -206,7 +334,15 @@ def _cmd_check(args) -> int:
     r = api.check_gradient(f, x, grad, eps=args.eps, scheme=args.scheme, backend=args.backend,
                            rtol=args.rtol, atol=args.atol, worst=args.worst,
                            progress=_Progress(not args.quiet))
-    print(json.dumps(r.to_dict()) if args.json else r)
+    if args.arrays:
+        _save_arrays(args.arrays, r)
+    if args.json:
+        d = r.summary_dict()
+        if args.arrays:
+            d["arrays"] = args.arrays
+        _emit(json.dumps(d))
+    else:
+        _emit(str(r) + (f"\n  per-entry arrays written to {args.arrays}" if args.arrays else ""))
     return _EXIT[r.status]
 
 
@@ -214,47 +350,38 @@ def _cmd_sweep(args) -> int:
     f, x, grad = _build_problem(args)
     s = api.sweep(f, x, grad, eps=args.eps, scheme=args.scheme, backend=args.backend,
                   progress=_Progress(not args.quiet))
+    # the table first: a picture that cannot be drawn must not cost the answer
+    _emit(json.dumps(s.to_dict()) if args.json else str(s))
+    code = EXIT_FAIL if s.regime == "bug" else EXIT_PASS
     if args.plot:
-        s.plot(args.plot)
-    if args.json:
-        print(json.dumps(s.to_dict()))
-    else:
-        print(s)
-        if args.plot:
-            print(f"\nwrote {args.plot}")
-    return EXIT_PASS
-
-
-def demo_problem(seed: int = 0):
-    """The motivating case: an 8x8 float32 MSE layer averaged over rows."""
-    rng = np.random.default_rng(seed)
-    target = rng.normal(size=(8, 8)).astype(np.float32)
-    x = rng.normal(size=(8, 8)).astype(np.float32)
-    layer = layers.mse(target)
-    return layer, x
+        try:
+            s.plot(args.plot)
+        except GpuCheckError as err:
+            return _fail(f"`--plot`: {err}")
+        if not args.json:
+            _emit(f"\nwrote {args.plot}")
+    return code
 
 
 def _cmd_demo(args) -> int:
-    layer, x = demo_problem()
-    print("gpucheck demo: f(X) = sum((X - T)**2) / 8 for an 8x8 float32 X, evaluated in float32,\n"
-          "checked against its correct analytic gradient 2 (X - T) / 8.\n")
-    r = api.check_gradient(layer.batched, x, layer.grad(x), backend="cpu")
-    print(r)
-    print("\nThe same check with one entry of the gradient 5% off:\n")
-    bad = layer.grad(x)
-    bad[2, 5] *= 1.05
-    print(api.check_gradient(layer.batched, x, bad, backend="cpu").summary())
-    print("\nWhy a float32 check looks better with larger steps:\n")
-    s = api.sweep(layer.batched, x, layer.grad(x), eps=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], backend="cpu")
-    print(s)
-    if args.plot:
-        s.plot(args.plot)
-        print(f"\nwrote {args.plot}")
-    return EXIT_PASS
+    from .demo import run
+
+    return run(plot=args.plot, out=_emit)
+
+
+def demo_problem(seed: int = 0):
+    """An 8x8 float32 MSE layer summed over rows and divided by 8 (the verdict tests use it).
+
+    The demo itself checks the forum's layer, :func:`gpucheck.demo.forum_layer`.
+    """
+    rng = np.random.default_rng(seed)
+    target = rng.normal(size=(8, 8)).astype(np.float32)
+    x = rng.normal(size=(8, 8)).astype(np.float32)
+    return layers.mse(target), x
 
 
 def _cmd_info(args) -> int:
-    print(info_text())
+    _emit(info_text())
     return EXIT_PASS
 
 
@@ -266,7 +393,8 @@ def info_text() -> str:
     from ._version import __version__
 
     lines = [f"gpucheck {__version__}", f"python {platform.python_version()} ({sys.executable})"]
-    for dist in ("numpy", "numba", "numba-cuda", "cupy-cuda12x", "cupy-cuda13x", "matplotlib"):
+    for dist in ("numpy", "numba", "numba-cuda", "cupy-cuda12x", "cupy-cuda13x", "matplotlib",
+                 "torch", "jax"):
         try:
             lines.append(f"{dist} {metadata.version(dist)}")
         except Exception:

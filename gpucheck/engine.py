@@ -18,7 +18,7 @@ from .errors import GpuCheckError
 from .functions import Function
 from .result import GradCheckResult, WorstEntry
 from .stencils import Scheme
-from .validate import base_value
+from .validate import base_value, where
 
 __all__ = ["Evaluator", "check", "numerical"]
 
@@ -48,7 +48,7 @@ class Evaluator:
             raise
         except Exception as err:
             raise GpuCheckError(
-                f"`f` raised {type(err).__name__} while being evaluated on backend "
+                f"`f` raised {type(err).__name__}{where(err)} while being evaluated on backend "
                 f"{self.backend!r}: {err}") from err
         values = np.asarray(ev.values, dtype=np.float64)
         if values.shape != idx.shape:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import GpuCheckError
+from .validate import params as valid_params
 
 __all__ = ["batched", "kernel", "Batched", "Kernel", "Function", "as_function"]
 
@@ -153,13 +154,7 @@ def kernel(fn: Callable[..., float], *params) -> Kernel:
         raise GpuCheckError("`fn` is already marked; pass the plain function to `kernel`")
     if not callable(fn):
         raise GpuCheckError(f"`fn` must be callable, got {type(fn).__name__}")
-    arrays = []
-    for k, p in enumerate(params):
-        a = np.asarray(p)
-        if a.dtype == object:
-            raise GpuCheckError(f"`params[{k}]` must be a numeric array, got {type(p).__name__}")
-        arrays.append(np.ascontiguousarray(a))
-    return Kernel(fn, tuple(arrays))
+    return Kernel(fn, valid_params(params))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def plot_sweep(result, path, *, title=None):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise GpuCheckError("plotting needs matplotlib: pip install 'gpucheck[plot]'") from None
+        raise GpuCheckError("plotting needs matplotlib: pip install matplotlib "
+                            "(or pip install 'gpucheck-grad[plot]')") from None
     eps = np.asarray(result.eps)
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     floor = np.finfo(float).tiny

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-__all__ = ["WorstEntry", "GradCheckResult", "SweepResult"]
+__all__ = ["WorstEntry", "InputVerdict", "GradCheckResult", "SweepResult"]
 
 
 def _num(v) -> Optional[float]:
@@ -37,6 +38,13 @@ class WorstEntry:
         'pass', 'fail' or 'inconclusive'.
     note : str
         Why the entry got its status.
+    input : str
+        Name of the input the entry belongs to when several were checked
+        (``'W1'``, ``'input 2'``); '' for a single array.  ``index`` is then
+        the index within that input.
+    cotangent : int or None
+        For :func:`gpucheck.check_vjp`: which random cotangent ``c`` the
+        entry belongs to (the entry is a derivative of ``<c, f(x)>``).
     """
 
     index: tuple
@@ -47,13 +55,81 @@ class WorstEntry:
     tolerance: float
     status: str
     note: str = ""
+    input: str = ""
+    cotangent: Optional[int] = None
+
+    @property
+    def label(self) -> str:
+        """How reports name the entry: ``(3, 4)``, ``W1[3, 4]``, ``b1[2] (cotangent 1)``."""
+        text = str(tuple(self.index))
+        if self.input:
+            text = self.input + (f"[{', '.join(str(i) for i in self.index)}]" if self.index else "")
+        if self.cotangent is not None:
+            text += f" (cotangent {self.cotangent})"
+        return text
 
     def to_dict(self) -> dict:
         """JSON-safe dict."""
         return {"index": list(self.index), "numeric": _num(self.numeric),
                 "analytic": _num(self.analytic), "abs_error": _num(self.abs_error),
                 "rel_error": _num(self.rel_error), "tolerance": _num(self.tolerance),
-                "status": self.status, "note": self.note}
+                "status": self.status, "note": self.note, "input": self.input,
+                "cotangent": self.cotangent, "label": self.label}
+
+
+@dataclass(frozen=True)
+class InputVerdict:
+    """The verdict on one of several checked inputs.
+
+    Attributes
+    ----------
+    name : str
+        The input's name in reports (a dict key, or ``'input 2'``).
+    shape : tuple of int
+        Its shape.
+    status : str
+        'pass', 'fail' or 'inconclusive' over its entries alone.
+    discrepancy : float
+        The metric over its entries alone.
+    entries, n_failed, n_inconclusive : int
+        How many entries it has (times the cotangents, for a VJP check),
+        fail, and are inconclusive.
+    diagnosis : str
+        The likely bug pattern in this input, when one fits.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> r = gpucheck.check_gradient(lambda w, b: float(np.sum(w * b)), (np.ones(2), np.ones(2)),
+    ...                             (np.ones(2), -np.ones(2)))
+    >>> [(v.name, v.status) for v in r.inputs]
+    [('input 0', 'pass'), ('input 1', 'fail')]
+    """
+
+    name: str
+    shape: tuple
+    status: str
+    discrepancy: float
+    entries: int
+    n_failed: int = 0
+    n_inconclusive: int = 0
+    diagnosis: str = ""
+
+    def __str__(self) -> str:
+        text = (f"{self.name:<12} {str(tuple(self.shape)):<12} {self.status.upper():<13}"
+                f"discrepancy {self.discrepancy:.3e}")
+        if self.n_failed:
+            text += f", {self.n_failed}/{self.entries} fail"
+        if self.n_inconclusive:
+            text += f", {self.n_inconclusive}/{self.entries} inconclusive"
+        return text
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"name": self.name, "shape": list(self.shape), "status": self.status,
+                "discrepancy": _num(self.discrepancy), "entries": self.entries,
+                "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
+                "diagnosis": self.diagnosis}
 
 
 @dataclass(frozen=True, repr=False)
@@ -99,6 +175,14 @@ class GradCheckResult:
         The likely bug pattern when one fits, else ''.
     compile_seconds : float
         Part of ``seconds`` spent compiling kernels.
+    inputs : tuple of InputVerdict
+        When several inputs were checked: one verdict per input, in input
+        order (the per-entry arrays are then flat over all inputs; cut them
+        with :meth:`split`).  Empty for a single array.
+    cotangents : int
+        For :func:`gpucheck.check_vjp` and :func:`gpucheck.check_jvp`: the
+        number of random cotangents; the per-entry arrays then carry them
+        on a leading axis.  0 otherwise.
     """
 
     status: str
@@ -124,6 +208,8 @@ class GradCheckResult:
     n_refined: int = 0
     diagnosis: str = ""
     compile_seconds: float = 0.0
+    inputs: tuple = ()
+    cotangents: int = 0
 
     def __bool__(self) -> bool:
         return self.passed
@@ -148,19 +234,22 @@ class GradCheckResult:
         lines = [
             f"gradient check: {self.status.upper()}",
             f"  {self.summary()}",
-            f"  x: {n} entries, shape {tuple(self.numeric.shape)}, {self.dtype}; scheme {self.scheme}, "
-            f"step {_span(self.eps)}",
+            f"  x: {self._point_text()}, {self.dtype}; scheme {self.scheme}, step {_span(self.eps)}",
             f"  noise of f: {self.noise:.2e}; kinks: {self.n_kinks}; refined: {self.n_refined}",
             f"  backend {self.backend}: {self.nfev} evaluations in {self.seconds:.3f} s"
             + (f" ({self.compile_seconds:.3f} s compiling)" if self.compile_seconds else ""),
         ]
+        if self.inputs:
+            lines.append("  per input:")
+            lines.extend(f"    {v}" for v in self.inputs)
         if self.worst:
+            wide = max([14] + [len(w.label) for w in self.worst])
             lines.append("  worst entries (error / tolerance):")
-            lines.append(f"    {'index':<14} {'numeric':>14} {'analytic':>14} {'abs err':>10} "
+            lines.append(f"    {'index':<{wide}} {'numeric':>14} {'analytic':>14} {'abs err':>10} "
                          f"{'tol':>10} {'ratio':>8}  status")
             for w in self.worst:
                 ratio = w.abs_error / w.tolerance if w.tolerance > 0 else np.inf
-                lines.append(f"    {str(w.index):<14} {_fmt(w.numeric):>14} {_fmt(w.analytic):>14} "
+                lines.append(f"    {w.label:<{wide}} {_fmt(w.numeric):>14} {_fmt(w.analytic):>14} "
                              f"{w.abs_error:10.2e} {w.tolerance:10.2e} {ratio:8.2f}  {w.status}"
                              + (f" ({w.note})" if w.note else ""))
         if self.diagnosis:
@@ -189,7 +278,71 @@ class GradCheckResult:
             "scheme": self.scheme, "dtype": self.dtype, "noise": _num(self.noise),
             "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
             "n_kinks": self.n_kinks, "n_refined": self.n_refined, "diagnosis": self.diagnosis,
+            "inputs": [v.to_dict() for v in self.inputs], "cotangents": self.cotangents,
         }
+
+    def _point_text(self) -> str:
+        n = self.numeric.size // max(1, self.cotangents)
+        if self.inputs:
+            names = ", ".join(v.name for v in self.inputs)
+            text = f"{len(self.inputs)} inputs ({names}), {n} entries"
+        else:
+            text = f"{n} entries, shape {tuple(self.numeric.shape)[1 if self.cotangents else 0:]}"
+        if self.cotangents:
+            text += f"; <c, f(x)> for {self.cotangents} random cotangents c"
+        return text
+
+    def split(self, values="numeric") -> dict:
+        """A per-entry array cut into the checked inputs: ``{name: array}``.
+
+        Parameters
+        ----------
+        values : str or array_like
+            The name of a per-entry field (``'numeric'``, ``'analytic'``,
+            ``'abs_error'``, ``'tolerance'``, ``'element_status'``, ...) or
+            an array of that shape.
+
+        Returns
+        -------
+        dict
+            Input name to that input's part, in its own shape (after a
+            leading cotangent axis for a VJP check).  A single array comes
+            back whole under the name ``'x'``.
+
+        Examples
+        --------
+        >>> import numpy as np, gpucheck
+        >>> W, b = np.ones((2, 3)), np.ones(3)
+        >>> r = gpucheck.check_gradient(lambda p: np.sum(p["W"] @ p["b"]), {"W": W, "b": b},
+        ...                             {"W": np.ones((2, 3)), "b": 2 * np.ones(3)})
+        >>> {k: v.shape for k, v in r.split("numeric").items()}
+        {'W': (2, 3), 'b': (3,)}
+        """
+        arr = np.asarray(getattr(self, values) if isinstance(values, str) else values)
+        if not self.inputs:
+            return {"x": arr}
+        head = arr.shape[:1] if self.cotangents else ()
+        flat = arr.reshape(head + (-1,))
+        out, start = {}, 0
+        for v in self.inputs:
+            size = int(np.prod(v.shape, dtype=np.int64))
+            out[v.name] = flat[..., start:start + size].reshape(head + tuple(v.shape))
+            start += size
+        return out
+
+    def summary_dict(self) -> dict:
+        """:meth:`to_dict` without the per-entry arrays: small whatever the size of x."""
+        empty = np.zeros(0)
+        light = dataclasses.replace(self, **{k: empty for k in _ENTRY_ARRAYS})
+        d = light.to_dict()
+        for k in _ENTRY_ARRAYS:
+            d.pop(k, None)
+        d["entries"] = int(self.numeric.size)
+        return d
+
+
+#: The per-entry array fields of :class:`GradCheckResult`.
+_ENTRY_ARRAYS = ("numeric", "analytic", "abs_error", "rel_error", "tolerance", "element_status", "eps")
 
 
 def _span(eps: np.ndarray) -> str:

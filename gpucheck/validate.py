@@ -1,6 +1,11 @@
 """The one place where user input is checked and normalised.
 
 Every message names the argument and the rule it broke.
+
+Several inputs (a tuple, list or dict of arrays) are flattened here into
+one point; :class:`gpucheck.inputs.Inputs` remembers their names, shapes and
+array types.  All inputs must share one dtype, because f is evaluated in
+that dtype and the steps and error model follow from it.
 """
 
 from __future__ import annotations
@@ -9,14 +14,19 @@ import numbers
 
 import numpy as np
 
+from .arrays import array_type, library_of
 from .errors import GpuCheckError
+from .inputs import Inputs, single
 
-__all__ = ["as_host_array", "point", "analytic", "eps_option", "tolerance_option",
-           "positive_int", "base_value", "fraction_option"]
+__all__ = ["as_host_array", "point", "inputs", "like_inputs", "analytic", "eps_option",
+           "eps_list", "tolerance_option", "positive_int", "progress_option", "params",
+           "base_value", "fraction_option"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
     """Bring a NumPy, CuPy, torch or JAX array (or a nested list) to the host."""
+    if isinstance(value, dict):
+        raise GpuCheckError(f"`{name}` must be an array, got a dict")
     try:
         if isinstance(value, np.ndarray):
             return value
@@ -40,48 +50,174 @@ def as_host_array(value, name: str) -> np.ndarray:
     return arr
 
 
-def point(x) -> np.ndarray:
+def point(x, name: str = "x") -> np.ndarray:
     """Validate the point x: float32 or float64, non-empty, finite; C-contiguous copy."""
-    arr = as_host_array(x, "x")
+    arr = as_host_array(x, name)
     if arr.dtype not in (np.float32, np.float64):
         raise GpuCheckError(
-            f"`x` must be float32 or float64, got {arr.dtype}; convert it with "
+            f"`{name}` must be float32 or float64, got {arr.dtype}; convert it with "
             "x.astype(np.float64) (or float32 to check a float32 implementation)")
     if arr.size == 0:
-        raise GpuCheckError(f"`x` must have at least one element, got shape {arr.shape}")
+        raise GpuCheckError(f"`{name}` must have at least one element, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape)
-        raise GpuCheckError(f"`x` must be finite, got {arr[bad]!r} at index {tuple(int(i) for i in bad)}")
+        raise GpuCheckError(f"`{name}` must be finite, got {arr[bad]!r} at index "
+                            f"{tuple(int(i) for i in bad)}")
     return np.array(arr, order="C", copy=True)
 
 
-def analytic(grad, x: np.ndarray) -> np.ndarray:
-    """The analytic gradient as float64 of x's shape; ``grad`` may be callable."""
-    if callable(grad) and not hasattr(grad, "shape"):
+def _is_array(value) -> bool:
+    """An array object (NumPy, CuPy, torch, JAX), as opposed to a number or a nested list."""
+    if isinstance(value, np.ndarray):
+        return True
+    return library_of(value) != "other"
+
+
+def _members(x, name: str):
+    """``(kind, keys, names, members)`` of a structure of several inputs, or None for one array."""
+    if isinstance(x, dict):
+        if not x:
+            raise GpuCheckError(f"`{name}` must hold at least one array, got an empty dict")
+        bad = [k for k in x if not isinstance(k, str)]
+        if bad:
+            raise GpuCheckError(f"`{name}`: a dict of inputs must have str keys (they name the "
+                                f"inputs in reports), got {bad[0]!r}")
+        keys = tuple(x)
+        return "dict", keys, keys, [x[k] for k in keys]
+    if isinstance(x, (tuple, list)) and x and any(_is_array(v) for v in x):
+        kind = "tuple" if isinstance(x, tuple) else "list"
+        others = [i for i, v in enumerate(x) if not _is_array(v)]
+        if others:
+            i = others[0]
+            raise GpuCheckError(
+                f"`{name}`: a {kind} of several inputs must hold arrays only, got "
+                f"{type(x[i]).__name__} at position {i}; wrap numbers with np.asarray "
+                "(a list of numbers or nested lists is one array)")
+        keys = tuple(range(len(x)))
+        return kind, keys, tuple(f"input {i}" for i in keys), list(x)
+    if isinstance(x, tuple) and not x:
+        raise GpuCheckError(f"`{name}` must hold at least one array, got an empty tuple")
+    return None
+
+
+def inputs(x):
+    """Validate x, one array or several; return ``(Inputs, point)``.
+
+    One array keeps its shape.  A tuple, list or dict of arrays becomes one
+    flat float point, the inputs one after the other, and all must share
+    one dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> structure, p = inputs((np.zeros((2, 2)), np.ones(3)))
+    >>> structure.names, p.shape
+    (('input 0', 'input 1'), (7,))
+    """
+    found = _members(x, "x")
+    if found is None:
+        arr = point(x)
+        return single(arr, array_type(x)), arr
+    kind, keys, names, members = found
+    arrays = [point(v, _where(kind, k)) for k, v in zip(keys, members)]
+    dtypes = {a.dtype for a in arrays}
+    if len(dtypes) > 1:
+        listing = ", ".join(f"{_where(kind, k)[4:-1]} {a.dtype}" for k, a in zip(keys, arrays))
+        raise GpuCheckError(
+            f"`x`: all inputs must share one dtype (f is evaluated in it), got {listing}; "
+            "convert them to one, e.g. float64, or check a float32 layer with float32 inputs only")
+    shapes = tuple(a.shape for a in arrays)
+    offsets = tuple(int(o) for o in np.cumsum([0] + [a.size for a in arrays[:-1]]))
+    structure = Inputs(kind, keys, names, shapes, offsets, arrays[0].dtype,
+                       tuple(array_type(v) for v in members))
+    return structure, np.concatenate([a.reshape(-1) for a in arrays])
+
+
+def _where(kind: str, key) -> str:
+    return f"x[{key!r}]" if kind == "dict" else f"x[{key}]"
+
+
+def like_inputs(value, structure: Inputs, name: str) -> list:
+    """The members of ``value`` in the order of ``structure``, which it must match.
+
+    A tuple and a list count as the same structure; a dict must have the
+    same keys (in any order).
+    """
+    if structure.single:
+        return [value]
+    what = f"a dict with keys {list(structure.keys)}" if structure.kind == "dict" else \
+        f"a tuple or list of {len(structure.keys)} arrays"
+    if structure.kind == "dict":
+        if not isinstance(value, dict):
+            raise GpuCheckError(f"`{name}` must have x's structure, {what}, got {type(value).__name__}")
+        missing = [k for k in structure.keys if k not in value]
+        extra = [k for k in value if k not in structure.keys]
+        if missing or extra:
+            raise GpuCheckError(f"`{name}` must have x's keys {list(structure.keys)}"
+                                + (f"; missing {missing}" if missing else "")
+                                + (f"; unexpected {extra}" if extra else ""))
+        return [value[k] for k in structure.keys]
+    if not isinstance(value, (tuple, list)) or len(value) != len(structure.keys):
+        got = f"{type(value).__name__} of {len(value)}" if isinstance(value, (tuple, list)) \
+            else type(value).__name__
+        raise GpuCheckError(f"`{name}` must have x's structure, {what}, got {got}")
+    return list(value)
+
+
+def analytic(grad, x: np.ndarray, structure: Inputs | None = None, name: str = "grad") -> np.ndarray:
+    """The analytic gradient as float64 of the point's shape; ``grad`` may be callable.
+
+    With several inputs ``grad`` has x's structure, or is a callable taking
+    the inputs the way f does and returning that structure.  ``name`` is
+    what messages call it.
+    """
+    structure = structure or single(x)
+    if callable(grad) and not hasattr(grad, "shape") and name == "grad":
+        call = "grad(x)" if structure.single else "grad(*xs)" if structure.kind != "dict" else "grad(xs)"
         try:
-            grad = grad(x.copy())
+            grad = structure.call(grad, x.copy())
         except GpuCheckError:
             raise
         except Exception as err:
-            raise GpuCheckError(f"calling `grad(x)` raised {type(err).__name__}: {err}") from err
-    arr = as_host_array(grad, "grad")
-    if arr.shape != x.shape:
-        raise GpuCheckError(f"`grad` must have x's shape {x.shape}, got {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise GpuCheckError(f"`grad` must be a real numeric array, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=np.float64).copy()
+            raise GpuCheckError(f"calling `{call}` raised {type(err).__name__}{where(err)}: {err}") from err
+    members = like_inputs(grad, structure, name)
+    parts = []
+    for key, input_name, shape, g in zip(structure.keys, structure.names, structure.shapes, members):
+        label = name if structure.single else f"{name}[{key!r}]"
+        arr = as_host_array(g, label)
+        if arr.shape != tuple(shape):
+            whose = "x's" if structure.single else f"{input_name}'s"
+            raise GpuCheckError(f"`{label}` must have {whose} shape {tuple(shape)}, got {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise GpuCheckError(f"`{label}` must be a real numeric array, got dtype {arr.dtype}")
+        parts.append(np.asarray(arr, dtype=np.float64).reshape(-1))
+    return np.concatenate(parts).reshape(x.shape)
 
 
-def eps_option(eps, x: np.ndarray):
-    """``eps``: None, a positive finite scalar, or positive steps of x's shape."""
+def _real_scalar(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def eps_option(eps, x: np.ndarray, structure: Inputs | None = None):
+    """``eps``: None, a positive finite scalar, or positive steps of x's shape (or structure)."""
     if eps is None:
         return None
-    if isinstance(eps, numbers.Real) and not isinstance(eps, bool):
+    if _real_scalar(eps):
         e = float(eps)
         if not np.isfinite(e) or e <= 0:
             raise GpuCheckError(f"`eps` must be positive and finite, got {eps!r}")
         return e
+    if isinstance(eps, (bool, np.bool_, str, bytes)):
+        raise GpuCheckError(f"`eps` must be a number or an array of steps, got {type(eps).__name__} {eps!r}")
+    if structure is not None and not structure.single and (
+            isinstance(eps, dict) or isinstance(eps, (tuple, list)) and len(eps) == len(structure.keys)):
+        # one step (or array of steps) per input, in x's structure
+        members = like_inputs(eps, structure, "eps")
+        eps = np.concatenate([np.broadcast_to(as_host_array(e, "eps"), s).reshape(-1)
+                              for e, s in zip(members, structure.shapes)])
     arr = as_host_array(eps, "eps")
+    if arr.dtype.kind not in "fiu":
+        raise GpuCheckError(f"`eps` must be a number or an array of steps, got dtype {arr.dtype}")
     if arr.ndim == 0:
         return eps_option(float(arr), x)
     if arr.shape != x.shape:
@@ -94,7 +230,13 @@ def eps_option(eps, x: np.ndarray):
 
 def eps_list(eps) -> np.ndarray:
     """A list of relative steps for the sweep: positive, finite, 1-D."""
-    arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    items = eps if isinstance(eps, (list, tuple, np.ndarray)) else [eps]
+    if any(isinstance(e, (bool, np.bool_, str, bytes)) for e in np.ravel(np.asarray(items, dtype=object))):
+        raise GpuCheckError(f"`eps` must be a list of numbers, got {eps!r}")
+    try:
+        arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise GpuCheckError(f"`eps` must be a list of numbers, got {eps!r}") from None
     if arr.ndim != 1 or arr.size == 0:
         raise GpuCheckError(f"`eps` must be a non-empty list of steps, got shape {arr.shape}")
     if not np.all(np.isfinite(arr) & (arr > 0)):
@@ -129,6 +271,55 @@ def fraction_option(value, name: str) -> float:
     if not (0.0 < v <= 1.0):
         raise GpuCheckError(f"`{name}` must be in (0, 1], got {value!r}")
     return v
+
+
+def progress_option(progress):
+    """``progress``: None or a callable ``progress(done, total)``."""
+    if progress is not None and not callable(progress):
+        raise GpuCheckError(f"`progress` must be None or a callable progress(done, total), "
+                            f"got {type(progress).__name__} {progress!r}")
+    return progress
+
+
+def params(values, name: str = "params") -> tuple:
+    """Bound parameter arrays of a kernel function: numeric, rectangular, C-contiguous."""
+    out = []
+    for k, p in enumerate(values):
+        try:
+            a = np.asarray(p) if library_of(p) == "other" else as_host_array(p, f"{name}[{k}]")
+        except ValueError as err:  # NumPy 2 refuses ragged nested lists outright
+            raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got a ragged "
+                                f"{type(p).__name__} ({err})") from None
+        if a.dtype == object or a.dtype.kind not in "biuf":
+            detail = f" of dtype {a.dtype}" if a.dtype != object else \
+                " (ragged?)" if isinstance(p, (list, tuple)) else ""
+            raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got {type(p).__name__}{detail}")
+        out.append(np.ascontiguousarray(a))
+    return tuple(out)
+
+
+def where(err: BaseException) -> str:
+    """`` at file.py:12 (in fn)``: where in the caller's code ``err`` was raised, or ''.
+
+    The innermost frame outside gpucheck and the libraries installed beside
+    it is the caller's line; when there is none (an error deep inside NumPy
+    from an argument gpucheck built), the innermost frame outside gpucheck.
+    """
+    import os
+    import sysconfig
+    import traceback
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    libs = {os.path.abspath(p) for p in (sysconfig.get_paths().get("purelib"),
+                                         sysconfig.get_paths().get("platlib"),
+                                         sysconfig.get_paths().get("stdlib")) if p}
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if not os.path.abspath(f.filename).startswith(here + os.sep)]
+    if not frames:
+        return ""
+    mine = [f for f in frames if not any(os.path.abspath(f.filename).startswith(p + os.sep) for p in libs)]
+    f = (mine or frames)[-1]
+    return f" at {os.path.basename(f.filename)}:{f.lineno} (in {f.name})"
 
 
 def base_value(f0: float) -> float:

@@ -30,7 +30,7 @@ def _nvvm_missing():
     try:
         from gpucheck._cuda import cuda
     except ImportError as err:
-        return f"numba-cuda is not installed ({err}); pip install -e '.[test]' (or 'numba-cuda[cu13]')"
+        return f"numba-cuda is not installed ({err}); pip install 'numba-cuda[cu13]' (or 'gpucheck-grad[test]')"
 
     def probe(a):
         a[0] = 1.0
@@ -40,7 +40,7 @@ def _nvvm_missing():
     except Exception as err:  # only a missing library skips, see below
         text = f"{type(err).__name__}: {err}"
         if "NVVM" in text or "libnvvm" in text.lower() or "CudaSupportError" in text:
-            return f"the NVVM library is missing ({text.splitlines()[0]}); pip install -e '.[test]' (or 'numba-cuda[cu13]')"
+            return f"the NVVM library is missing ({text.splitlines()[0]}); pip install 'numba-cuda[cu13]' (or 'gpucheck-grad[test]')"
         raise
     return None
 
