@@ -141,10 +141,12 @@ def kernel(fn: Callable[..., float], *params, reassoc: bool = True) -> Kernel:
     Reassociation (``cpu`` backend): by default numba may reassociate
     floating-point additions and multiplications in ``fn`` (LLVM's
     ``reassoc`` flag, nothing else: NaN and infinity keep their meaning).
-    That lets it vectorise a sum, several times faster, and changes each
-    value of f only by rounding of the accumulator's precision, far below
-    the noise the check measures for a float32 f; the order is fixed, so
-    the two points of a central difference are still summed alike.  Pass
+    That lets it vectorise a sum, several times faster.  A value of f then
+    rounds differently, by a few units in the last place of its accumulator,
+    in the same fixed order at every point, so the two points of a central
+    difference are still summed alike: the numerical derivative moves by
+    well under the tolerance the check builds on the noise it measures
+    (tested on the built-in losses in float32 and float64).  Pass
     ``reassoc=False`` when ``fn`` depends on the exact order of its
     operations (compensated summation, for example).  The CUDA kernels never
     reassociate.
@@ -192,7 +194,10 @@ def _check_plain(fn, what: str) -> None:
 def _bound_params(params) -> tuple:
     arrays = []
     for k, p in enumerate(params):
-        a = np.asarray(p)
+        try:
+            a = np.asarray(p)
+        except ValueError:  # ragged nested lists
+            a = np.empty(0, dtype=object)
         if a.dtype == object:
             raise GpuCheckError(f"`params[{k}]` must be a numeric array, got {type(p).__name__}")
         arrays.append(np.ascontiguousarray(a))

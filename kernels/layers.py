@@ -10,7 +10,9 @@ CUDA (one thread per point, :mod:`gpucheck.kernels.points`), so both paths
 run the same source.  Every argument after ``v`` is an array; scalar
 constants travel as 1-element arrays.
 
-The change is written so that it does not cancel: ``v - x[j]`` is exact
+``v`` has x's dtype; it is widened with ``np.float64(v)`` (numba's
+``float()`` keeps float32, and ``math.cosh`` of a float32 is single
+precision).  The change is written so that it does not cancel: ``v - x[j]`` is exact
 for two values of x's dtype, and a change of output ``dy`` enters a loss
 that is quadratic in the outputs as ``dy * (g + q * dy)``, where ``g`` is
 the loss's derivative with respect to that output at x and ``q`` its
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 __all__ = ["mse_point", "softmax_ce_point", "dense_point", "dense_ce_point", "layer_norm_point",
            "conv2d_input_point", "conv2d_weight_point", "attention_q_point",
            "attention_k_point", "attention_v_point", "tanh_sum_point", "logsumexp_point",
@@ -52,7 +56,7 @@ def mse_point(j, v, x, t, c):
     0.5
     """
     xj = x[j]
-    vv = float(v)
+    vv = np.float64(v)
     return c[0] * (vv - xj) * ((vv - t[j]) + (xj - t[j]))
 
 
@@ -71,7 +75,7 @@ def softmax_ce_point(j, v, z, p, y, c):
     n_cls = z.shape[1]
     b = j // n_cls
     k = j - b * n_cls
-    dz = float(v) - z[b, k]
+    dz = np.float64(v) - z[b, k]
     d = math.log1p(p[b, k] * math.expm1(dz))
     if y[b] == k:
         d -= dz
@@ -94,7 +98,7 @@ def dense_point(j, v, w, a, g, c):
     n_out = w.shape[1]
     i = j // n_out
     k = j - i * n_out
-    dw = float(v) - w[i, k]
+    dw = np.float64(v) - w[i, k]
     q = c[0]
     s = 0.0
     for b in range(a.shape[0]):
@@ -116,7 +120,7 @@ def dense_ce_point(j, v, w, a, p, y, c):
     n_out = w.shape[1]
     i = j // n_out
     k = j - i * n_out
-    dw = float(v) - w[i, k]
+    dw = np.float64(v) - w[i, k]
     s = 0.0
     for b in range(a.shape[0]):
         dz = a[b, i] * dw
@@ -145,7 +149,7 @@ def layer_norm_point(j, v, x, w, stats, c):
     r = j // n
     i = j - r * n
     xi = x[r, i]
-    d = float(v) - xi
+    d = np.float64(v) - xi
     mu = stats[r, 0]
     m2 = stats[r, 1]
     swc = stats[r, 2]
@@ -183,7 +187,7 @@ def conv2d_input_point(j, v, x, wt, g, ci, c):
     t = t // height
     ch = t % chans
     n = t // chans
-    d = float(v) - x[n, ch, ih, iw]
+    d = np.float64(v) - x[n, ch, ih, iw]
     sh = ci[0]
     sw = ci[1]
     ph = ci[2]
@@ -236,7 +240,7 @@ def conv2d_weight_point(j, v, wt, xp, g, ci, c):
     t = t // kh_n
     ch = t % chans
     o = t // chans
-    d = float(v) - wt[o, ch, kh, kw]
+    d = np.float64(v) - wt[o, ch, kh, kw]
     sh = ci[0]
     sw = ci[1]
     q = c[0]
@@ -272,7 +276,7 @@ def attention_q_point(j, v, q, k, vv, p, g, c):
     t = j - h * (lq * dk)
     i = t // dk
     m = t - i * dk
-    a = c[0] * (float(v) - q[h, i, m])
+    a = c[0] * (np.float64(v) - q[h, i, m])
     curv = c[1]
     lk = k.shape[1]
     z = 0.0
@@ -310,7 +314,7 @@ def attention_k_point(j, v, k, q, vv, p, o, g, c):
     t = j - h * (lk * dk)
     jj = t // dk
     m = t - jj * dk
-    a = c[0] * (float(v) - k[h, jj, m])
+    a = c[0] * (np.float64(v) - k[h, jj, m])
     curv = c[1]
     s = 0.0
     for i in range(q.shape[1]):
@@ -341,7 +345,7 @@ def attention_v_point(j, v, vv, p, g, c):
     t = j - h * (lk * dv)
     jj = t // dv
     e = t - jj * dv
-    d = float(v) - vv[h, jj, e]
+    d = np.float64(v) - vv[h, jj, e]
     curv = c[0]
     s = 0.0
     for i in range(p.shape[1]):
@@ -360,7 +364,7 @@ def tanh_sum_point(j, v, x, w):
     0.761594
     """
     xj = x[j]
-    vv = float(v)
+    vv = np.float64(v)
     return w[j] * math.sinh(vv - xj) / (math.cosh(vv) * math.cosh(xj))
 
 
@@ -373,7 +377,7 @@ def logsumexp_point(j, v, x, p, c):
     >>> round(float(logsumexp_point(0, 1.0, np.zeros(2), np.full(2, 0.5), np.array([1.0]))), 6)
     0.620115
     """
-    return c[0] * math.log1p(p[j] * math.expm1(float(v) - x[j]))
+    return c[0] * math.log1p(p[j] * math.expm1(np.float64(v) - x[j]))
 
 
 def mse_scaled(x, t, c):

@@ -28,7 +28,14 @@ import types as _pytypes
 
 import numpy as np
 
-__all__ = ["cache_dir", "fingerprint", "loop_module", "compile_generated"]
+__all__ = ["cache_dir", "fingerprint", "loop_module", "compile_generated", "SERIAL_WORK"]
+
+#: Below this many operations (points times the work of one) a generated
+#: loop is compiled without ``parallel``.  Measured on the 2-core host: a
+#: parallel region costs tens of microseconds to start, and its OpenMP
+#: workers then spin for a while, which slowed the NumPy/BLAS calls of the
+#: verdict that follows by up to tens of milliseconds on a busy machine.
+SERIAL_WORK = 1 << 18
 
 #: Libraries whose attributes a kernel may read through the module object.
 _LIBRARIES = {"numpy", "math", "cmath", "numba", "operator"}

@@ -1,7 +1,8 @@
 """Kernel-contract functions on the host: one ``numba.njit(parallel=True)`` loop.
 
 The loop mirrors the CUDA kernel in :mod:`gpucheck.kernels.contract`: the
-points are split into one chunk per numba thread (a few more, for balance);
+points are split into one chunk per numba thread (a few more, for balance;
+one thread only for a check too small to pay for starting the others);
 each chunk copies x once into its own scratch array, then for every point
 perturbs one element, calls the user's function, stores f as float64 and
 restores the element.  After its last point a chunk checks that its copy
@@ -35,7 +36,7 @@ import numpy as np
 from ..errors import GpuCheckError
 from ..functions import Function
 from . import Evaluation, Progress
-from .cpu_cache import compile_generated
+from .cpu_cache import SERIAL_WORK, compile_generated
 
 __all__ = ["evaluate", "compile_loop", "loop_source", "user_function", "raise_user_error"]
 
@@ -119,7 +120,8 @@ def raise_user_error(func: Function, call, where: str):
                         "in compiled code, but not when run again alone")
 
 
-def compile_loop(fn, dtype, ndim: int, param_specs, *, reassoc: bool = True):
+def compile_loop(fn, dtype, ndim: int, param_specs, *, reassoc: bool = True,
+                 parallel: bool = True):
     """The compiled loop for ``fn`` and the seconds compiling took (0 if cached).
 
     Parameters
@@ -151,7 +153,7 @@ def compile_loop(fn, dtype, ndim: int, param_specs, *, reassoc: bool = True):
     from numba import types
 
     specs = tuple((np.dtype(d).str, int(n)) for d, n in param_specs)
-    key = (fn, bool(reassoc), np.dtype(dtype).str, int(ndim), specs)
+    key = (fn, bool(reassoc), np.dtype(dtype).str, int(ndim), specs, bool(parallel))
     with _LOCK:
         loop = _LOOPS.get(key)
         if loop is not None:
@@ -167,7 +169,7 @@ def compile_loop(fn, dtype, ndim: int, param_specs, *, reassoc: bool = True):
                          types.int64, flags, flags, *(arr(d, n) for d, n in specs))
         loop = compile_generated("kernel", loop_source(len(specs)),
                                  {"prange": numba.prange, "user_fn": user}, (user,), sig,
-                                 helpers=("guarded",), parallel=True)
+                                 helpers=("guarded",), parallel=bool(parallel))
         _LOOPS[key] = loop
         return loop, time.perf_counter() - t0
 
@@ -247,7 +249,8 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     specs = tuple((p.dtype, p.ndim) for p in params)
     reassoc = getattr(func.form, "reassoc", True)
     try:
-        loop, compile_seconds = compile_loop(func.fn, x.dtype, x.ndim, specs, reassoc=reassoc)
+        loop, compile_seconds = compile_loop(func.fn, x.dtype, x.ndim, specs, reassoc=reassoc,
+                                             parallel=idx.shape[0] * x.size >= SERIAL_WORK)
     except NumbaError as err:
         raise compile_error(func, "cpu", err) from err
     total = idx.shape[0]

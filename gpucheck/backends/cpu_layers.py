@@ -1,12 +1,15 @@
-"""Built-in layers on the host: their delta evaluators in one numba parallel loop.
+"""Built-in layers on the host: their delta evaluators in one numba loop.
 
 A layer's :class:`~gpucheck.layers.Delta` prepares, once per call and in
 float64 NumPy, f at x and the intermediates its point function reads; the
 loop then evaluates ``f(x) + point(idx[p], vals[p], *arrays)`` for every
-point in parallel.  The point functions live in
-:mod:`gpucheck.kernels.layers`, the same source the CUDA kernels compile.
-Loops are compiled per (point function, dtype, array types), cached in the
-process and on disk (:mod:`gpucheck.backends.cpu_cache`).
+point, on every numba thread when there is enough work (points times the
+layer's ``cost`` per point, against
+:data:`gpucheck.backends.cpu_cache.SERIAL_WORK`), else on one.  The point
+functions live in :mod:`gpucheck.kernels.layers`, the same source the CUDA
+kernels compile.  Loops are compiled per (point function, dtype, array
+types, parallel or not), cached in the process and on disk
+(:mod:`gpucheck.backends.cpu_cache`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from ..functions import Function
 from . import Evaluation, Progress
-from .cpu_cache import compile_generated
+from .cpu_cache import SERIAL_WORK, compile_generated
 
 __all__ = ["evaluate", "compile_points", "points_source", "prepared"]
 
@@ -54,7 +57,7 @@ def _specs(arrays) -> tuple:
     return tuple((a.dtype.str, a.ndim) for a in arrays)
 
 
-def compile_points(point, dtype, specs):
+def compile_points(point, dtype, specs, *, parallel: bool = True):
     """The compiled loop for a point function, and the seconds compiling took (0 if cached).
 
     Examples
@@ -71,7 +74,7 @@ def compile_points(point, dtype, specs):
     import numba
     from numba import types
 
-    key = (point, np.dtype(dtype).str, tuple(specs))
+    key = (point, np.dtype(dtype).str, tuple(specs), bool(parallel))
     with _LOCK:
         loop = _LOOPS.get(key)
         if loop is not None:
@@ -86,7 +89,7 @@ def compile_points(point, dtype, specs):
                          *(arr(d, n) for d, n in specs))
         loop = compile_generated("points", points_source(len(specs)),
                                  {"prange": numba.prange, "point": jitted}, (jitted,), sig,
-                                 parallel=True)
+                                 parallel=bool(parallel))
         _LOOPS[key] = loop
         return loop, time.perf_counter() - t0
 
@@ -130,7 +133,10 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     t0 = time.perf_counter()
     f0, arrays = prepared(func, x)
     prep_seconds = time.perf_counter() - t0
-    loop, compile_seconds = compile_points(func.form.evaluator.point, x.dtype, _specs(arrays))
+    evaluator = func.form.evaluator
+    work = idx.shape[0] * max(1, int(evaluator.cost(arrays)))
+    loop, compile_seconds = compile_points(evaluator.point, x.dtype, _specs(arrays),
+                                           parallel=work >= SERIAL_WORK)
     t0 = time.perf_counter()
     out = np.empty(idx.shape[0], dtype=np.float64)
     if idx.shape[0]:

@@ -2,11 +2,12 @@
 
 For ``f(x) = scale * sum_r fn(x[r], ...)`` the points are sorted by the row
 they perturb and cut into segments (a row's points, split further when
-there are few rows, so that every numba thread has work).  A segment copies
-its row once, then for each point perturbs one entry, calls ``fn``, stores
-the value and restores the entry; afterwards it checks that its copy equals
-the row again (``fn`` must not write into its argument).  Every row is also
-evaluated unperturbed, in the same loop, and a point's value is
+there are few rows, so that every numba thread has work; see
+:mod:`gpucheck.backends.rows`).  A segment copies its row once, then for
+each point perturbs one entry, calls ``fn``, stores the value and restores
+the entry; afterwards it checks that its copy equals the row again (``fn``
+must not write into its argument).  Every row is also evaluated
+unperturbed, in the same loop, and a point's value is
 ``scale * (S + (fn(row') - fn(row)))`` with ``S`` the float64 sum of the
 rows at x: the rounding of the other rows cancels exactly, and a point
 that changes nothing gives ``scale * S`` exactly.
@@ -15,8 +16,9 @@ With ``delta=False`` every point evaluates every row instead (the full
 forward, O(N) per point), in a second loop built from the same ``fn``.
 
 Loops are generated per number of params and which of them are row-aligned,
-compiled with numba (``parallel=True``; ``fn`` with ``reassoc`` unless the
-user said otherwise), and cached in the process and on disk.  An exception
+compiled with numba (``parallel`` when there is enough work; ``fn`` with
+``reassoc`` unless the user said otherwise), and cached in the process and
+on disk.  An exception
 raised by ``fn`` is re-raised with its message, as for kernel functions.
 """
 
@@ -29,10 +31,11 @@ import numpy as np
 
 from ..functions import Function
 from . import Evaluation, Progress
-from .cpu_cache import compile_generated
+from .cpu_cache import SERIAL_WORK, compile_generated
 from .cpu_kernel import compile_error, raise_user_error, user_function, writes_input_error
+from .rows import plan_rows
 
-__all__ = ["evaluate", "segments", "rowwise_source", "compile_rowwise"]
+__all__ = ["evaluate", "rowwise_source", "compile_rowwise"]
 
 _LOCK = threading.RLock()
 _LOOPS: dict = {}
@@ -104,35 +107,8 @@ def rowwise_source(aligned: tuple, full: bool = False) -> str:
                                                                              args=args)
 
 
-def segments(rows: np.ndarray, n_rows: int, max_len: int) -> tuple:
-    """Cut points, given the row each perturbs, into per-row segments of at most ``max_len``.
-
-    Returns ``(order, start, stop, row)``: ``order`` sorts the points by row
-    (stably); segment s covers ``order[start[s]:stop[s]]``, all in row
-    ``row[s]``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> order, start, stop, row = segments(np.array([1, 0, 1, 1]), 2, 2)
-    >>> order.tolist(), start.tolist(), stop.tolist(), row.tolist()
-    ([1, 0, 2, 3], [0, 1, 3], [1, 3, 4], [0, 1, 1])
-    """
-    order = np.argsort(rows, kind="stable")
-    counts = np.bincount(rows, minlength=n_rows)
-    present = np.flatnonzero(counts)
-    c = counts[present]
-    first = np.cumsum(counts)[present] - c
-    k = -(-c // max(1, int(max_len)))
-    row = np.repeat(present, k)
-    within = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
-    start = np.repeat(first, k) + within * max_len
-    stop = np.minimum(start + max_len, np.repeat(first + c, k))
-    return order, start.astype(np.int64), stop.astype(np.int64), row.astype(np.int64)
-
-
 def compile_rowwise(fn, dtype, rows_ndim: int, specs, aligned: tuple, *, full: bool = False,
-                    reassoc: bool = True):
+                    reassoc: bool = True, parallel: bool = True):
     """The compiled delta (or full) loop for ``fn``, and the seconds compiling took.
 
     ``rows_ndim`` is the number of dimensions of x viewed as rows (2 or
@@ -142,7 +118,8 @@ def compile_rowwise(fn, dtype, rows_ndim: int, specs, aligned: tuple, *, full: b
     from numba import types
 
     specs = tuple((np.dtype(d).str, int(n)) for d, n in specs)
-    key = (fn, bool(reassoc), np.dtype(dtype).str, int(rows_ndim), specs, tuple(aligned), full)
+    key = (fn, bool(reassoc), np.dtype(dtype).str, int(rows_ndim), specs, tuple(aligned), full,
+           bool(parallel))
     with _LOCK:
         loop = _LOOPS.get(key)
         if loop is not None:
@@ -163,13 +140,9 @@ def compile_rowwise(fn, dtype, rows_ndim: int, specs, aligned: tuple, *, full: b
         loop = compile_generated("rowwise_full" if full else "rowwise",
                                  rowwise_source(tuple(aligned), full),
                                  {"prange": numba.prange, "user_fn": user}, (user,), sig,
-                                 helpers=("guarded",), parallel=True)
+                                 helpers=("guarded",), parallel=bool(parallel))
         _LOOPS[key] = loop
         return loop, time.perf_counter() - t0
-
-
-def _param_rows(params, aligned, r):
-    return [p[r] if a else p for p, a in zip(params, aligned)]
 
 
 def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *,
@@ -212,64 +185,61 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     x = np.ascontiguousarray(x)
     idx = np.ascontiguousarray(idx, dtype=np.int64)
     vals = np.ascontiguousarray(vals, dtype=x.dtype)
-    rows = np.ascontiguousarray(form.rows_of(x))
-    n_rows = rows.shape[0]
-    width = rows[0].size
-    aligned = form.row_aligned(n_rows)
-    params = tuple(np.ascontiguousarray(p) for p in func.params)
-    specs = tuple((p.dtype, p.ndim) for p in params)
     full = not form.delta
+    plan = plan_rows(func, x, idx, vals, delta=not full)
+    specs = tuple((p.dtype, p.ndim) for p in plan.params)
+    work = plan.idx.size * (x.size if full else plan.width)
     try:
-        loop, compile_seconds = compile_rowwise(func.fn, x.dtype, rows.ndim, specs, aligned,
-                                                full=full, reassoc=form.reassoc)
+        loop, compile_seconds = compile_rowwise(func.fn, x.dtype, plan.rows.ndim, specs,
+                                                plan.aligned, full=full, reassoc=form.reassoc,
+                                                parallel=work >= SERIAL_WORK)
     except NumbaError as err:
         raise compile_error(func, "cpu", err) from err
     threads = numba.get_num_threads()
+    total = plan.idx.size
+    out = np.empty(total, dtype=np.float64)
     t0 = time.perf_counter()
     if full:
-        total = idx.shape[0]
-        out = np.empty(total, dtype=np.float64)
         n_chunks = max(1, min(4 * threads, total))
         failed = np.zeros(n_chunks, dtype=np.int64)
         if total:
-            loop(rows, idx, vals, out, n_chunks, failed, *params)
+            loop(plan.rows, plan.idx, plan.vals, out, n_chunks, failed, *plan.params)
         values = form.scale * out
-        base = 0
     else:
-        # every row unperturbed first (its first entry set to itself), then the points
-        pidx = np.concatenate([np.arange(n_rows, dtype=np.int64) * width, idx])
-        pvals = np.concatenate([rows.reshape(n_rows, -1)[:, 0], vals])
-        prow = pidx // width
         if segment is None:
-            segment = max(1, -(-pidx.size // (8 * threads)))
-        order, start, stop, seg_row = segments(prow, n_rows, segment)
-        out = np.empty(pidx.size, dtype=np.float64)
+            segment = -(-total // (8 * threads))
+        order, start, stop, seg_row = plan.segments(segment)
         written = np.zeros(seg_row.size, dtype=np.int64)
         failed = np.zeros(seg_row.size, dtype=np.int64)
-        loop(rows, pidx, pvals, order, start, stop, seg_row, out, written, failed, *params)
+        loop(plan.rows, plan.idx, plan.vals, order, start, stop, seg_row, out, written, failed,
+             *plan.params)
         if written.any():
             raise writes_input_error(func)
-        at_x = out[:n_rows]
-        values = form.scale * (at_x.sum() + (out[n_rows:] - at_x[prow[n_rows:]]))
-        idx, vals, base = pidx, pvals, n_rows
+        values = plan.combine(out)
     run_seconds = time.perf_counter() - t0
     if failed.any():
-        p = int(failed[failed > 0].min()) - 1
-        rp, j = divmod(int(idx[p]), width)
-
-        def call(fn):
-            # the delta loop knows the row; the full loop only the point
-            for r in (range(n_rows) if full else (rp,)):
-                row = rows[r].copy()
-                if r == rp:
-                    row.reshape(-1)[j] = vals[p]
-                fn(row, *_param_rows(params, aligned, r))
-
-        if p < base:
-            where = f"on row {rp} of x"
-        else:
-            where = (f"at point {p - base} (flat index {int(idx[p])} of x set to {vals[p]!r})")
-        raise_user_error(func, call, where)
+        _reraise(func, plan, int(failed[failed > 0].min()) - 1, full)
     if progress is not None:
         progress(values.size, values.size)
     return Evaluation(values, compile_seconds, run_seconds)
+
+
+def _reraise(func, plan, p: int, full: bool):
+    """Raise the exception ``fn`` raised at plan point p, with its message."""
+    rp, j = divmod(int(plan.idx[p]), plan.width)
+
+    def call(fn):
+        # the delta loop knows the row; the full loop only the point
+        for r in (range(plan.n_rows) if full else (rp,)):
+            row = plan.rows[r].copy()
+            if r == rp:
+                row.reshape(-1)[j] = plan.vals[p]
+            fn(row, *plan.param_rows(r))
+
+    base = 0 if full else plan.n_rows
+    if p < base:
+        where = f"on row {rp} of x"
+    else:
+        where = (f"at point {p - base} (flat index {int(plan.idx[p])} of x set to "
+                 f"{plan.vals[p]!r})")
+    raise_user_error(func, call, where)

@@ -136,7 +136,10 @@ def attention(*, q=None, k=None, v=None, cotangent=None, target=None, softmax_sc
             return f0, (kk, qq, vv, p, o, g, np.array([s, curv]))
         return f0, (vv, p, g, np.array([curv]))
 
-    point = {"q": points.attention_q_point, "k": points.attention_k_point,
-             "v": points.attention_v_point}[wrt]
-    return Layer(f"attention_{wrt}", f, batched(fb), grad, None, Delta(point, prepare),
+    point, cost = {
+        "q": (points.attention_q_point, lambda a: 2 * a[1].shape[1] * a[2].shape[2]),
+        "k": (points.attention_k_point, lambda a: a[1].shape[1] * a[2].shape[2]),
+        "v": (points.attention_v_point, lambda a: a[1].shape[1]),
+    }[wrt]
+    return Layer(f"attention_{wrt}", f, batched(fb), grad, None, Delta(point, prepare, cost),
                  validate.flag(delta, "delta"), shape)

@@ -37,10 +37,14 @@ class Delta:
         ``prepare(x) -> (f0, arrays)``: f at x (float64) and the arrays
         ``point`` reads, computed in float64 from the values the forward
         sees (x's dtype).
+    cost : callable
+        ``cost(arrays)``: roughly the operations of one point (its inner
+        loop's length), to decide whether a check is worth several threads.
     """
 
     point: Callable
     prepare: Callable
+    cost: Callable = lambda arrays: 1
 
 
 @dataclass(frozen=True)

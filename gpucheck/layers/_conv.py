@@ -37,6 +37,16 @@ def _window(a, kh, kw, sh, sw, oh, ow):
     return a[..., kh:kh + sh * (oh - 1) + 1:sh, kw:kw + sw * (ow - 1) + 1:sw]
 
 
+def _input_cost(arrays) -> int:
+    o, _, kh, kw = arrays[1].shape  # every output channel and tap over the moved input
+    return o * kh * kw
+
+
+def _weight_cost(arrays) -> int:
+    n, _, oh, ow = arrays[2].shape  # every output position of one channel
+    return n * oh * ow
+
+
 def _out_size(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 
@@ -170,6 +180,9 @@ def conv2d(*, weight=None, inputs=None, bias=None, stride=1, padding=0, cotangen
         xp_ = np.ascontiguousarray(_pad(np, inp, ph, pw))
         return f0, (w64, xp_, g, np.array([sh, sw], dtype=np.int64), c)
 
-    point = points.conv2d_input_point if wrt_input else points.conv2d_weight_point
-    return Layer("conv2d", f, batched(fb), grad, None, Delta(point, prepare),
+    if wrt_input:
+        point, cost = points.conv2d_input_point, _input_cost
+    else:
+        point, cost = points.conv2d_weight_point, _weight_cost
+    return Layer("conv2d", f, batched(fb), grad, None, Delta(point, prepare, cost),
                  validate.flag(delta, "delta"))

@@ -15,6 +15,10 @@ from ._losses import _scaled
 __all__ = ["dense"]
 
 
+def _batch_cost(arrays):
+    return arrays[1].shape[0]  # one output column: the batch
+
+
 def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batchmean",
           scale: float = 1.0, delta: bool = True) -> Layer:
     """A dense layer ``Z = A @ W + bias`` under a loss, as a function of its weights W.
@@ -133,7 +137,7 @@ def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batc
         else:
             zero = np.zeros(n_out, dtype=t.dtype) if b is None else b
             k = kernel(points.dense_mse_scaled, a, t, zero, np.array([factor]))
-        return Layer("dense", f, batched(fb), grad, k, Delta(points.dense_point, prepare),
+        return Layer("dense", f, batched(fb), grad, k, Delta(points.dense_point, prepare, _batch_cost),
                      validate.flag(delta, "delta"), shape)
 
     factor = reduction_factor(reduction, scale, batch, batch)
@@ -177,5 +181,5 @@ def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batc
         f0 = factor * float(np.sum(lse - z[rows, y]))
         return f0, (w.astype(np.float64), as_seen(a, w.dtype), p, y64, np.array([factor]))
 
-    return Layer("dense", f, batched(fb), grad, None, Delta(points.dense_ce_point, prepare),
+    return Layer("dense", f, batched(fb), grad, None, Delta(points.dense_ce_point, prepare, _batch_cost),
                  validate.flag(delta, "delta"), shape)

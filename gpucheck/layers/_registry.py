@@ -128,7 +128,10 @@ def build(name: str, **kwargs):
     for names, count in info.groups:
         have = [n for n in names if n in given]
         if len(have) != count:
-            want = names[0] if len(names) == 1 else f"{count} of {', '.join(names)}"
+            if len(names) == 1:
+                want = names[0]
+            else:
+                want = f"{'one' if count == 1 else count} of {', '.join(names)}"
             got = ", ".join(have) if have else "none"
             raise GpuCheckError(f"layer {name!r} needs {want} (got {got}): {info.usage()}")
     allowed = set(info.arrays) | set(info.options) | {"delta"}
