@@ -10,15 +10,17 @@ CUDA (one thread per point, :mod:`gpucheck.kernels.points`), so both paths
 run the same source.  Every argument after ``v`` is an array; scalar
 constants travel as 1-element arrays.
 
-``v`` has x's dtype; it is widened with ``np.float64(v)`` (numba's
-``float()`` keeps float32, and ``math.cosh`` of a float32 is single
-precision).  The change is written so that it does not cancel: ``v - x[j]`` is exact
-for two values of x's dtype, and a change of output ``dy`` enters a loss
-that is quadratic in the outputs as ``dy * (g + q * dy)``, where ``g`` is
-the loss's derivative with respect to that output at x and ``q`` its
-curvature (0 for a linear loss ``sum(cotangent * y)``, the loss's factor for
-a squared error), which is the exact change of the loss, not a linearisation.  A softmax
-whose logit ``k`` moves by ``dz`` changes its log-normaliser by
+``v`` holds a value of x's dtype; the backends pass it as float64, and
+the functions widen it with ``np.float64(v)`` all the same (numba's
+``float()`` keeps a float32, and ``math.cosh`` of a float32 is single
+precision).  The change is written so that it does not cancel:
+``v - x[j]`` is exact for two values of x's dtype, and a change of output
+``dy`` enters a loss that is quadratic in the outputs as
+``dy * (g + q * dy)``, where ``g`` is the loss's derivative with respect to
+that output at x and ``q`` its curvature (0 for a linear loss
+``sum(cotangent * y)``, the loss's factor for a squared error): the exact
+change of the loss, not a linearisation.  A softmax whose logit ``k`` moves
+by ``dz`` changes its log-normaliser by
 ``log1p(p_k * expm1(dz))``.  At ``v == x[j]`` every function returns
 exactly 0.
 

@@ -129,13 +129,14 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     """
     x = np.ascontiguousarray(x)
     idx = np.ascontiguousarray(idx, dtype=np.int64)
-    vals = np.ascontiguousarray(vals, dtype=x.dtype)
+    # widened on the host (exactly): one compiled loop serves both dtypes
+    vals = np.ascontiguousarray(np.asarray(vals, dtype=x.dtype), dtype=np.float64)
     t0 = time.perf_counter()
     f0, arrays = prepared(func, x)
     prep_seconds = time.perf_counter() - t0
     evaluator = func.form.evaluator
     work = idx.shape[0] * max(1, int(evaluator.cost(arrays)))
-    loop, compile_seconds = compile_points(evaluator.point, x.dtype, _specs(arrays),
+    loop, compile_seconds = compile_points(evaluator.point, np.float64, _specs(arrays),
                                            parallel=work >= SERIAL_WORK)
     t0 = time.perf_counter()
     out = np.empty(idx.shape[0], dtype=np.float64)

@@ -108,8 +108,9 @@ def _layer(launch, func, x, idx, vals, progress) -> Evaluation:
     t0 = time.perf_counter()
     f0, arrays = prepared(func, x)
     prep_seconds = time.perf_counter() - t0
-    kern, compile_seconds = points.compile_points(func.form.evaluator.point, x.dtype,
+    kern, compile_seconds = points.compile_points(func.form.evaluator.point, np.float64,
                                                   [(a.dtype, a.ndim) for a in arrays])
+    vals = vals.astype(np.float64)  # exactly; one kernel serves both dtypes
     t1 = time.perf_counter()
     total = idx.shape[0]
     out = np.empty(total, dtype=np.float64)
