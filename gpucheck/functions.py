@@ -78,10 +78,7 @@ def batched(fn: Callable[[Any], Any]) -> Batched:
     >>> gpucheck.check_gradient(f, x, 2 * x).passed
     True
     """
-    if isinstance(fn, _MARKED):
-        raise GpuCheckError("`fn` is already marked; pass the plain function to `batched`")
-    if not callable(fn):
-        raise GpuCheckError(f"`fn` must be callable, got {type(fn).__name__}")
+    _check_plain(fn, "batched")
     return Batched(fn)
 
 
@@ -185,6 +182,11 @@ def kernel(fn: Callable[..., float], *params, reassoc: bool = True) -> Kernel:
 
 
 def _check_plain(fn, what: str) -> None:
+    from .layers import Layer
+
+    if isinstance(fn, Layer):
+        raise GpuCheckError(f"`fn` is a built-in layer, already a form of f: pass it to the "
+                            f"check directly, not through `{what}`")
     if isinstance(fn, _MARKED):
         raise GpuCheckError(f"`fn` is already marked; pass the plain function to `{what}`")
     if not callable(fn):

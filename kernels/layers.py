@@ -84,17 +84,19 @@ def softmax_ce_point(j, v, z, p, y, c):
     return c[0] * d
 
 
-def dense_point(j, v, w, a, g, c):
+def dense_point(j, v, w, at, gt, c):
     """Dense layer ``z = a @ w (+ bias)`` under a loss quadratic in z; ``w[i, k]`` moves.
 
-    Output column k changes by ``a[:, i] * dw``.  ``g`` (B, n_out) is the
-    loss's derivative in z at x, ``c = [q]`` its curvature.
+    Output column k changes by ``a[:, i] * dw``.  ``at`` is the inputs
+    transposed (n_in, B), ``gt`` the loss's derivative in z at x transposed
+    (n_out, B): the loop over the batch reads both contiguously.
+    ``c = [q]``, the curvature.
 
     Examples
     --------
     >>> import numpy as np
-    >>> w = np.zeros((1, 1)); a = np.ones((2, 1)); g = np.zeros((2, 1))
-    >>> float(dense_point(0, 2.0, w, a, g, np.array([1.0])))   # two outputs 0 -> 2
+    >>> w = np.zeros((1, 1)); at = np.ones((1, 2)); gt = np.zeros((1, 2))
+    >>> float(dense_point(0, 2.0, w, at, gt, np.array([1.0])))   # two outputs 0 -> 2
     8.0
     """
     n_out = w.shape[1]
@@ -103,20 +105,22 @@ def dense_point(j, v, w, a, g, c):
     dw = np.float64(v) - w[i, k]
     q = c[0]
     s = 0.0
-    for b in range(a.shape[0]):
-        dy = a[b, i] * dw
-        s += dy * (g[b, k] + q * dy)
+    for b in range(at.shape[1]):
+        dy = at[i, b] * dw
+        s += dy * (gt[k, b] + q * dy)
     return s
 
 
-def dense_ce_point(j, v, w, a, p, y, c):
+def dense_ce_point(j, v, w, at, pt, y, c):
     """Dense layer under softmax cross-entropy: logits z[:, k] move by ``a[:, i] * dw``.
+
+    ``pt`` is the softmax at x transposed (n_out, B), ``y`` the labels (B,).
 
     Examples
     --------
     >>> import numpy as np
-    >>> w = np.zeros((1, 2)); a = np.ones((1, 1)); p = np.full((1, 2), 0.5)
-    >>> round(float(dense_ce_point(1, 1.0, w, a, p, np.array([0]), np.array([1.0]))), 6)
+    >>> w = np.zeros((1, 2)); at = np.ones((1, 1)); pt = np.full((2, 1), 0.5)
+    >>> round(float(dense_ce_point(1, 1.0, w, at, pt, np.array([0]), np.array([1.0]))), 6)
     0.620115
     """
     n_out = w.shape[1]
@@ -124,9 +128,9 @@ def dense_ce_point(j, v, w, a, p, y, c):
     k = j - i * n_out
     dw = np.float64(v) - w[i, k]
     s = 0.0
-    for b in range(a.shape[0]):
-        dz = a[b, i] * dw
-        s += math.log1p(p[b, k] * math.expm1(dz))
+    for b in range(at.shape[1]):
+        dz = at[i, b] * dw
+        s += math.log1p(pt[k, b] * math.expm1(dz))
         if y[b] == k:
             s -= dz
     return c[0] * s

@@ -131,6 +131,13 @@ def test_a_layer_is_accepted_wherever_f_is():
     assert float(layer(x)) == float(layer.f(x))
 
 
+def test_a_layer_is_not_wrapped_again():
+    layer, _ = case("mse", "float64")
+    for wrap in (gpucheck.batched, gpucheck.kernel, gpucheck.rowwise):
+        with pytest.raises(GpuCheckError, match="is a built-in layer"):
+            wrap(layer)
+
+
 def test_gpucheck_layers_is_importable_both_ways():
     import gpucheck.layers as gl
 

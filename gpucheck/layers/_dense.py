@@ -16,7 +16,7 @@ __all__ = ["dense"]
 
 
 def _batch_cost(arrays):
-    return arrays[1].shape[0]  # one output column: the batch
+    return arrays[1].shape[1]  # one output column: the batch
 
 
 def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batchmean",
@@ -129,8 +129,9 @@ def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batc
             check(w)
             r = logits64(w) - as_seen(t, w.dtype)
             f0 = factor * float(np.sum(r * r))
-            return f0, (w.astype(np.float64), as_seen(a, w.dtype), 2.0 * factor * r,
-                        np.array([factor]))
+            # transposed: a point's loop over the batch reads them contiguously
+            return f0, (w.astype(np.float64), as_seen(a, w.dtype).T.copy(),
+                        (2.0 * factor * r).T.copy(), np.array([factor]))
 
         if b is None and reduction == "batchmean" and scale == 1.0:
             k = kernel(builtin.dense_mse, a, t)
@@ -179,7 +180,8 @@ def dense(inputs, target=None, *, labels=None, bias=None, reduction: str = "batc
         check(w)
         z, p, lse = softmax64(w)
         f0 = factor * float(np.sum(lse - z[rows, y]))
-        return f0, (w.astype(np.float64), as_seen(a, w.dtype), p, y64, np.array([factor]))
+        return f0, (w.astype(np.float64), as_seen(a, w.dtype).T.copy(), p.T.copy(), y64,
+                    np.array([factor]))
 
     return Layer("dense", f, batched(fb), grad, None, Delta(points.dense_ce_point, prepare, _batch_cost),
                  validate.flag(delta, "delta"), shape)
