@@ -22,7 +22,7 @@ soon as it is measured, so a run cut short keeps what it has.
 Usage::
 
     python bench/bench_audit.py [--backend cpu] [--repeat 3] [--sample 512] [--quick]
-                                [--json FILE]
+                                [--rows audit,torch] [--json FILE]
 
 ``--quick`` runs tiny sizes (with ``NUMBA_ENABLE_CUDASIM=1`` and
 ``--backend cudasim``, a check of the script without a GPU).
@@ -171,7 +171,12 @@ def main(argv=None):
     p.add_argument("--sample", type=int, default=512, help="elements the full kernel path runs")
     p.add_argument("--quick", action="store_true", help="tiny sizes")
     p.add_argument("--json", help="append every row to this file as one JSON line")
+    p.add_argument("--rows", default="audit,torch",
+                   help="which rows: audit, torch or both (default audit,torch)")
     args = p.parse_args(argv)
+    wanted = {r.strip() for r in args.rows.split(",") if r.strip()}
+    if not wanted or wanted - {"audit", "torch"}:
+        p.error(f"--rows must list audit and/or torch, got {args.rows!r}")
     ok, why = availability()[args.backend]
     if not ok:
         print(f"backend {args.backend!r} is not available here: {why}")
@@ -182,10 +187,10 @@ def main(argv=None):
           f"backend {args.backend}", flush=True)
     peaks = _peaks(args.backend)
     rows = []
-    for layer, size, batch in (QUICK_AUDITS if args.quick else AUDITS):
+    for layer, size, batch in (QUICK_AUDITS if args.quick else AUDITS) if "audit" in wanted else ():
         rows.append(audit_row(layer, size, batch, args.backend, args.repeat, args.sample, peaks))
         _emit(rows[-1], args.json)
-    if args.backend == "cpu":
+    if args.backend == "cpu" and "torch" in wanted:
         for row in torch_rows(QUICK_TORCH_SIZE if args.quick else TORCH_SIZE, args.repeat):
             rows.append(row)
             _emit(row, args.json)
