@@ -279,37 +279,44 @@ class Floor(NamedTuple):
         whatever x's dtype): compare those with the device's FP64 peak.
     bytes : float
         Bytes that must come from memory.
+    conversions : float
+        float32-to-float64 conversions (a float32 term entering a float64
+        sum); on a GPU their throughput is a limit of its own.
     """
 
     flops: float
     fp64_flops: float
     bytes: float
+    conversions: float = 0.0
 
-    def seconds(self, fp32_peak: float, fp64_peak: float, bandwidth: float) -> float:
-        """The least time per point on a device with these peaks (FLOP/s, FLOP/s, B/s).
+    def seconds(self, fp32_peak: float, fp64_peak: float, bandwidth: float,
+                conversion_rate: float = math.inf) -> float:
+        """The least time per point given peak rates (FLOP/s, FLOP/s, B/s, conversions/s).
 
         Examples
         --------
         >>> Floor(3.0, 1.0, 8.0).seconds(2.0, 1.0, 4.0)   # memory: 8 B at 4 B/s
         2.0
+        >>> Floor(3.0, 1.0, 1.0, 6.0).seconds(2.0, 1.0, 4.0, conversion_rate=1.0)
+        6.0
         """
         return max((self.flops - self.fp64_flops) / fp32_peak + self.fp64_flops / fp64_peak,
-                   self.bytes / bandwidth)
+                   self.bytes / bandwidth, self.conversions / conversion_rate)
 
 
 def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") -> Floor:
-    """FLOPs and bytes one perturbed point of a bench workload cannot avoid.
+    """FLOPs, bytes and conversions one perturbed point of a bench workload cannot avoid.
 
     ``path='full'``: the kernel path, every pass recomputing f in full, as
     :mod:`gpucheck.kernels.builtin` writes it.  MSE over ``N = size**2``
     entries: a subtraction and a multiplication in x's dtype and a float64
-    addition per entry (``3N``, ``N`` of them float64 for float32 x); the
-    pass reads its own copy of x once, ``N * itemsize`` (the target, shared
-    by every pass, stays in cache).  Dense layer: a multiplication in x's
-    dtype and a float64 addition per weight and batch row, plus three
-    float64 operations per output; its loop order (batch row, output,
-    input) re-reads the pass's copy of the weights once per batch row,
-    ``batch * N * itemsize`` bytes.
+    addition per entry (``3N``, ``N`` of them float64 and ``N`` conversions
+    for float32 x); the pass reads its own copy of x once, ``N * itemsize``
+    (the target, shared by every pass, stays in cache).  Dense layer: a
+    multiplication in x's dtype and a float64 addition per weight and batch
+    row, plus three float64 operations per output; its loop order (batch
+    row, output, input) re-reads the pass's copy of the weights once per
+    batch row, ``batch * N * itemsize`` bytes.
 
     ``path='delta'``: the built-in layer's delta evaluator
     (:mod:`gpucheck.kernels.layers`), all in float64.  MSE: 6 operations;
@@ -317,7 +324,7 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
     point's index, value and result and the moved entry (float64), plus for
     the dense layer its share of the input and loss-derivative columns,
     which every point of that column reads (``8 * batch * 2 * size`` bytes
-    over the ``2N`` points of a check).
+    over the ``2N`` points of a check).  One conversion: the value.
 
     A central-difference check is ``2N`` points.
 
@@ -328,11 +335,11 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
     Examples
     --------
     >>> floor("mse", 2, "float64")
-    Floor(flops=12.0, fp64_flops=12.0, bytes=32.0)
+    Floor(flops=12.0, fp64_flops=12.0, bytes=32.0, conversions=0.0)
     >>> floor("dense", 2, "float32", batch=4)
-    Floor(flops=56.0, fp64_flops=40.0, bytes=64.0)
+    Floor(flops=56.0, fp64_flops=40.0, bytes=64.0, conversions=16.0)
     >>> floor("mse", 2, "float32", path="delta")
-    Floor(flops=6.0, fp64_flops=6.0, bytes=36.0)
+    Floor(flops=6.0, fp64_flops=6.0, bytes=36.0, conversions=1.0)
     """
     n = size * size
     item = np.dtype(dtype).itemsize
@@ -342,16 +349,18 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
         raise GpuCheckError(f"`layer` must be 'mse' or 'dense', got {layer!r}")
     if path == "delta":
         point = 8 + item + 8 + 8  # index, value, result, the moved entry
+        widen = 0.0 if wide else 1.0
         if layer == "mse":
-            return Floor(6.0, 6.0, float(point + 8))  # and its target
+            return Floor(6.0, 6.0, float(point + 8), widen)  # and its target
         columns = 8.0 * batch * 2 * size / (2 * n)
-        return Floor(5.0 * batch, 5.0 * batch, point + columns)
+        return Floor(5.0 * batch, 5.0 * batch, point + columns, widen)
     if layer == "mse":
-        return Floor(3.0 * n, float(3 * n if wide else n), float(n * item))
+        return Floor(3.0 * n, float(3 * n if wide else n), float(n * item),
+                     0.0 if wide else float(n))
     outputs = batch * size
     flops = 2.0 * batch * n + 3.0 * outputs
     fp64 = flops if wide else batch * n + 3.0 * outputs
-    return Floor(flops, float(fp64), float(batch * n * item))
+    return Floor(flops, float(fp64), float(batch * n * item), 0.0 if wide else float(batch * n))
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
