@@ -114,9 +114,11 @@ def raise_user_error(func: Function, call, where: str):
             call(fn)
         except Exception as err:
             if hasattr(err, "add_note"):
-                err.add_note(f"gpucheck: raised by {func.kind} function {func.name!r} {where}")
+                what = "row-wise" if func.kind == "rowwise" else func.kind
+                err.add_note(f"gpucheck: raised by {what} function {func.name!r} {where}")
             raise
-    raise GpuCheckError(f"`f` ({func.kind} function {func.name!r}) raised an exception {where} "
+    what = "row-wise" if func.kind == "rowwise" else func.kind
+    raise GpuCheckError(f"`f` ({what} function {func.name!r}) raised an exception {where} "
                         "in compiled code, but not when run again alone")
 
 
@@ -190,15 +192,24 @@ def compile_error(func: Function, backend: str, err: Exception) -> GpuCheckError
     tried = next((ln for ln in lines if ln.startswith(">>>")), None)
     if tried:
         detail += " " + tried.lstrip("> ").strip()
+    if func.kind == "rowwise":
+        what, arg = "row-wise function", "its row"
+    else:
+        what, arg = "kernel function", "`x`"
     return GpuCheckError(
-        f"`f` (kernel function {func.name!r}) did not compile for backend {backend!r}: "
-        f"{detail}. A kernel function must be numba-compatible: loops and scalar "
-        f"arithmetic over `x` and its params, returning one float."
+        f"`f` ({what} {func.name!r}) did not compile for backend {backend!r}: "
+        f"{detail}. A {what} must be numba-compatible: loops and scalar "
+        f"arithmetic over {arg} and its params, returning one float."
     )
 
 
 def writes_input_error(func: Function) -> GpuCheckError:
-    """The error raised when a kernel function modified its argument ``x``."""
+    """The error raised when a kernel (or row-wise) function modified its argument."""
+    if func.kind == "rowwise":
+        return GpuCheckError(
+            f"`f` (row-wise function {func.name!r}) writes into its argument, the row: every "
+            f"point after the first would see a corrupted copy. A row-wise function must only "
+            f"read its row.")
     return GpuCheckError(
         f"`f` (kernel function {func.name!r}) writes into its argument `x`: every point "
         f"after the first would see a corrupted copy. A kernel function must only read `x`."
