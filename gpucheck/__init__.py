@@ -21,9 +21,10 @@ from ._version import __version__  # noqa: E402
 from .api import check_gradient, numerical_gradient, sweep  # noqa: E402
 from .compare import CompareResult, compare  # noqa: E402
 from .errors import GpuCheckError  # noqa: E402
-from .functions import Batched, Kernel, batched, kernel  # noqa: E402
+from .functions import Batched, Kernel, Rowwise, batched, kernel, rowwise  # noqa: E402
 from .result import GradCheckResult, InputVerdict, SweepResult, WorstEntry  # noqa: E402
 from .vjp import check_jvp, check_vjp  # noqa: E402
+from . import layers  # noqa: E402  (gpucheck.layers.mse(T) without a second import)
 
 __all__ = [
     "__version__",
@@ -35,8 +36,11 @@ __all__ = [
     "compare",
     "batched",
     "kernel",
+    "rowwise",
+    "layers",
     "Batched",
     "Kernel",
+    "Rowwise",
     "GpuCheckError",
     "GradCheckResult",
     "SweepResult",

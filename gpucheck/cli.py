@@ -194,7 +194,7 @@ def _build_problem(args):
             if not (args.target and args.inputs):
                 raise GpuCheckError("`--layer dense` needs `--inputs A.npy` and `--target T.npy`")
             layer = layers.dense(_load_array(args.inputs, "--inputs"), _load_array(args.target, "--target"))
-        f = layer.batched if args.batched else layer.f
+        f = layer.batched if args.batched else layer  # a layer: its delta evaluator
         if grad is None:
             grad = layer.grad
         return f, x, grad

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,7 +26,8 @@ from .errors import GpuCheckError
 from .functions import as_function
 from .stencils import get_scheme
 
-__all__ = ["BackendRun", "CompareResult", "compare", "run_bench", "add_bench_arguments", "floor"]
+__all__ = ["BackendRun", "CompareResult", "compare", "run_bench", "add_bench_arguments", "floor",
+           "Floor"]
 
 _ORDER = ("cpu", "cuda", "cudasim")
 
@@ -265,31 +267,100 @@ def compare(f, x, *, eps=None, scheme="central", backends=None, repeat=3,
                          parts_points, flops, nbytes, tuple(runs))
 
 
-def floor(layer: str, size: int, dtype, *, batch: int = 64) -> tuple:
-    """FLOPs and bytes that one perturbed forward pass of a bench workload cannot avoid.
+class Floor(NamedTuple):
+    """The least work one perturbed point costs (see :func:`floor`).
 
-    Every pass recomputes f in full (no delta evaluation): MSE over
-    ``N = size**2`` elements costs ``3N`` FLOPs (subtract, multiply, add);
-    the dense layer ``2 * batch * N``.  Bytes: a pass reads its own copy of
-    the checked array once, ``N * itemsize``; inputs and targets shared by
-    all passes stay in cache and are not counted.  A check is ``2N`` passes.
+    Attributes
+    ----------
+    flops : float
+        Floating-point operations.
+    fp64_flops : float
+        How many of them are float64 (the kernels accumulate in float64,
+        whatever x's dtype): compare those with the device's FP64 peak.
+    bytes : float
+        Bytes that must come from memory.
+    conversions : float
+        float32-to-float64 conversions (a float32 term entering a float64
+        sum); on a GPU their throughput is a limit of its own.
+    """
+
+    flops: float
+    fp64_flops: float
+    bytes: float
+    conversions: float = 0.0
+
+    def seconds(self, fp32_peak: float, fp64_peak: float, bandwidth: float,
+                conversion_rate: float = math.inf) -> float:
+        """The least time per point given peak rates (FLOP/s, FLOP/s, B/s, conversions/s).
+
+        Examples
+        --------
+        >>> Floor(3.0, 1.0, 8.0).seconds(2.0, 1.0, 4.0)   # memory: 8 B at 4 B/s
+        2.0
+        >>> Floor(3.0, 1.0, 1.0, 6.0).seconds(2.0, 1.0, 4.0, conversion_rate=1.0)
+        6.0
+        """
+        return max((self.flops - self.fp64_flops) / fp32_peak + self.fp64_flops / fp64_peak,
+                   self.bytes / bandwidth, self.conversions / conversion_rate)
+
+
+def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") -> Floor:
+    """FLOPs, bytes and conversions one perturbed point of a bench workload cannot avoid.
+
+    ``path='full'``: the kernel path, every pass recomputing f in full, as
+    :mod:`gpucheck.kernels.builtin` writes it.  MSE over ``N = size**2``
+    entries: a subtraction and a multiplication in x's dtype and a float64
+    addition per entry (``3N``, ``N`` of them float64 and ``N`` conversions
+    for float32 x); the pass reads its own copy of x once, ``N * itemsize``
+    (the target, shared by every pass, stays in cache).  Dense layer: a
+    multiplication in x's dtype and a float64 addition per weight and batch
+    row, plus three float64 operations per output; its loop order (batch
+    row, output, input) re-reads the pass's copy of the weights once per
+    batch row, ``batch * N * itemsize`` bytes.
+
+    ``path='delta'``: the built-in layer's delta evaluator
+    (:mod:`gpucheck.kernels.layers`), all in float64.  MSE: 6 operations;
+    dense: 5 per batch row of the moved weight's column.  Bytes: the
+    point's index, value and result and the moved entry (float64), plus for
+    the dense layer its share of the input and loss-derivative columns,
+    which every point of that column reads (``8 * batch * 2 * size`` bytes
+    over the ``2N`` points of a check).  One conversion: the value.
+
+    A central-difference check is ``2N`` points.
 
     Returns
     -------
-    (flops, bytes) : tuple of float
+    Floor
 
     Examples
     --------
     >>> floor("mse", 2, "float64")
-    (12.0, 32.0)
+    Floor(flops=12.0, fp64_flops=12.0, bytes=32.0, conversions=0.0)
+    >>> floor("dense", 2, "float32", batch=4)
+    Floor(flops=56.0, fp64_flops=40.0, bytes=64.0, conversions=16.0)
+    >>> floor("mse", 2, "float32", path="delta")
+    Floor(flops=6.0, fp64_flops=6.0, bytes=36.0, conversions=1.0)
     """
     n = size * size
     item = np.dtype(dtype).itemsize
+    wide = item == 8
+    validate.choice(path, "path", ("full", "delta"))
+    if layer not in ("mse", "dense"):
+        raise GpuCheckError(f"`layer` must be 'mse' or 'dense', got {layer!r}")
+    if path == "delta":
+        point = 8 + item + 8 + 8  # index, value, result, the moved entry
+        widen = 0.0 if wide else 1.0
+        if layer == "mse":
+            return Floor(6.0, 6.0, float(point + 8), widen)  # and its target
+        columns = 8.0 * batch * 2 * size / (2 * n)
+        return Floor(5.0 * batch, 5.0 * batch, point + columns, widen)
     if layer == "mse":
-        return float(3 * n), float(n * item)
-    if layer == "dense":
-        return float(2 * batch * n), float(n * item)
-    raise GpuCheckError(f"`layer` must be 'mse' or 'dense', got {layer!r}")
+        return Floor(3.0 * n, float(3 * n if wide else n), float(n * item),
+                     0.0 if wide else float(n))
+    outputs = batch * size
+    flops = 2.0 * batch * n + 3.0 * outputs
+    fp64 = flops if wide else batch * n + 3.0 * outputs
+    return Floor(flops, float(fp64), float(batch * n * item), 0.0 if wide else float(batch * n))
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -339,8 +410,9 @@ def run_bench(args) -> int:
         raise GpuCheckError("`--size` and `--batch` must be positive")
     fn, params, fb, x = workload(args.layer, args.size, args.dtype, batch=args.batch)
     f = kernel(fn, *params) if args.form == "kernel" else batched(fb)
-    flops, nbytes = floor(args.layer, args.size, args.dtype, batch=args.batch)
-    result = compare(f, x, backends=args.backends, repeat=args.repeat, flops=flops, bytes=nbytes)
+    fl = floor(args.layer, args.size, args.dtype, batch=args.batch)
+    result = compare(f, x, backends=args.backends, repeat=args.repeat, flops=fl.flops,
+                     bytes=fl.bytes)
     if args.json:
         d = result.to_dict()
         d["workload"] = {"layer": args.layer, "size": args.size, "batch": args.batch,

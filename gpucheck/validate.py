@@ -20,7 +20,8 @@ from .inputs import Inputs, single
 
 __all__ = ["as_host_array", "point", "inputs", "like_inputs", "analytic", "eps_option",
            "eps_list", "tolerance_option", "positive_int", "progress_option", "params",
-           "base_value", "fraction_option"]
+           "base_value", "fraction_option", "finite_real", "positive_real", "choice", "flag",
+           "numeric_array", "same_shape"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -327,3 +328,67 @@ def base_value(f0: float) -> float:
     if not np.isfinite(f0):
         raise GpuCheckError(f"`f` must be finite at x, got f(x) = {f0!r}")
     return f0
+
+
+def finite_real(value, name: str) -> float:
+    """A finite real number (not a bool), as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise GpuCheckError(f"`{name}` must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise GpuCheckError(f"`{name}` must be finite, got {value!r}")
+    return v
+
+
+def positive_real(value, name: str) -> float:
+    """A positive finite real number, as float."""
+    v = finite_real(value, name)
+    if v <= 0:
+        raise GpuCheckError(f"`{name}` must be positive, got {value!r}")
+    return v
+
+
+def choice(value, name: str, options) -> str:
+    """One of a few strings."""
+    if not isinstance(value, str) or value not in options:
+        raise GpuCheckError(f"`{name}` must be one of {', '.join(repr(o) for o in options)}, "
+                            f"got {value!r}")
+    return value
+
+
+def flag(value, name: str) -> bool:
+    """A bool option (numpy bools too, not ints or strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise GpuCheckError(f"`{name}` must be True or False, got {value!r}")
+    return bool(value)
+
+
+def numeric_array(value, name: str, *, ndim=None, integer: bool = False,
+                  min_ndim: int = 0) -> np.ndarray:
+    """A bound array (a param, a target, labels): numeric, C-contiguous, on the host.
+
+    ``ndim`` (an int or a tuple of allowed ints) and ``min_ndim`` restrict
+    the number of dimensions; ``integer`` asks for an integer dtype.
+    """
+    arr = as_host_array(value, name)
+    if integer:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise GpuCheckError(f"`{name}` must be an integer array, got dtype {arr.dtype}")
+    elif not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+              or arr.dtype == np.bool_):
+        raise GpuCheckError(f"`{name}` must be a real numeric array, got dtype {arr.dtype}")
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if allowed is not None and arr.ndim not in allowed:
+        want = " or ".join(str(n) for n in allowed)
+        raise GpuCheckError(f"`{name}` must have {want} dimensions, got shape {arr.shape}")
+    if arr.ndim < min_ndim:
+        raise GpuCheckError(f"`{name}` must have at least {min_ndim} dimension(s), "
+                            f"got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def same_shape(a_shape, b_shape, a_name: str, b_name: str) -> None:
+    """Two arrays that must have the same shape."""
+    if tuple(a_shape) != tuple(b_shape):
+        raise GpuCheckError(f"`{a_name}` must have the shape of `{b_name}` {tuple(b_shape)}, "
+                            f"got {tuple(a_shape)}")

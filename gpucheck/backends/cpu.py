@@ -57,6 +57,11 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     -------
     Evaluation
     """
+    if func.kind in ("rowwise", "layer"):
+        from . import cpu_layers, cpu_rowwise
+
+        delta = cpu_rowwise if func.kind == "rowwise" else cpu_layers
+        return delta.evaluate(func, x, idx, vals, progress=progress)
     if func.kind == "kernel":
         from . import cpu_kernel
 

@@ -405,6 +405,10 @@ class CudaBackend:
         >>> ev.values.tolist()  # doctest: +SKIP
         [2.0]
         """
+        if func.kind in ("rowwise", "layer"):
+            from . import cuda_delta
+
+            return cuda_delta.evaluate(self.name, func, x, idx, vals, progress=progress)
         if func.kind == "callable":
             from . import cpu
 
