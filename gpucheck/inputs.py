@@ -145,16 +145,18 @@ class Inputs:
         """
         if self.single and self.numpy_only:
             return func
+        if func.kind in ("kernel", "rowwise", "layer") and self.single:
+            # compiled and built-in forms read gpucheck's NumPy copy: the caller's
+            # array type does not matter to them
+            return func
         if func.kind == "kernel":
-            if self.single:
-                return func  # numba reads the NumPy copy; the caller's type does not matter
             from .kernel_inputs import wrap_kernel
 
             return wrap_kernel(func, self, backend)
         if func.kind not in _PLAIN_KINDS:
             raise GpuCheckError(
-                f"`f` of kind {func.kind!r} takes one NumPy array; several inputs and torch, "
-                "JAX or CuPy arrays are supported for plain, batched and kernel functions")
+                f"`f` of kind {func.kind!r} takes one array x; several inputs are "
+                "supported for plain, batched and kernel functions")
         fn, lead = func.fn, (1 if func.kind == "batched" else 0)
 
         def at_boundary(buf):

@@ -149,3 +149,29 @@ def test_jax_arrays_are_copies_not_views_of_gpucheck_buffers(jnp):
     # every array f saw still holds the point it was called at: at most one entry moved
     base = np.asarray(x)
     assert all(np.count_nonzero(np.asarray(v) != base) <= 1 for v in kept)
+
+
+def _row_sse(row, t):
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = row[j] - t[j]
+        s += d * d
+    return s
+
+
+def test_torch_point_for_rowwise_and_layer_forms(torch):
+    # compiled and built-in forms read gpucheck's NumPy copy of a torch point
+    T = np.random.default_rng(0).normal(size=(4, 3))
+    X = np.random.default_rng(1).normal(size=(4, 3))
+    layer = gpucheck.layers.mse(T)
+    assert gpucheck.check_gradient(layer, torch.tensor(X), layer.grad(X), backend="cpu").passed
+    f = gpucheck.rowwise(_row_sse, T)
+    assert gpucheck.check_gradient(f, torch.tensor(X), 2 * (X - T), backend="cpu").passed
+
+
+def test_several_inputs_refused_for_rowwise_and_layers():
+    T = np.zeros((4, 3))
+    X = np.ones((4, 3))
+    for f in (gpucheck.rowwise(_row_sse, T), gpucheck.layers.mse(T)):
+        with pytest.raises(gpucheck.GpuCheckError, match="takes one array x"):
+            gpucheck.check_gradient(f, (X, X), (X, X), backend="cpu")
