@@ -314,9 +314,10 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
     for float32 x); the pass reads its own copy of x once, ``N * itemsize``
     (the target, shared by every pass, stays in cache).  Dense layer: a
     multiplication in x's dtype and a float64 addition per weight and batch
-    row, plus three float64 operations per output; its loop order (batch
-    row, output, input) re-reads the pass's copy of the weights once per
-    batch row, ``batch * N * itemsize`` bytes.
+    row, plus three float64 operations per output; it walks the weights
+    column by column for eight batch rows at a time, so a pass reads its own
+    copy of the weights ``ceil(batch / 8)`` times, ``ceil(batch / 8) * N *
+    itemsize`` bytes.
 
     ``path='delta'``: the built-in layer's delta evaluator
     (:mod:`gpucheck.kernels.layers`), all in float64.  MSE: 6 operations;
@@ -337,7 +338,7 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
     >>> floor("mse", 2, "float64")
     Floor(flops=12.0, fp64_flops=12.0, bytes=32.0, conversions=0.0)
     >>> floor("dense", 2, "float32", batch=4)
-    Floor(flops=56.0, fp64_flops=40.0, bytes=64.0, conversions=16.0)
+    Floor(flops=56.0, fp64_flops=40.0, bytes=16.0, conversions=16.0)
     >>> floor("mse", 2, "float32", path="delta")
     Floor(flops=6.0, fp64_flops=6.0, bytes=36.0, conversions=1.0)
     """
@@ -360,7 +361,8 @@ def floor(layer: str, size: int, dtype, *, batch: int = 64, path: str = "full") 
     outputs = batch * size
     flops = 2.0 * batch * n + 3.0 * outputs
     fp64 = flops if wide else batch * n + 3.0 * outputs
-    return Floor(flops, float(fp64), float(batch * n * item), 0.0 if wide else float(batch * n))
+    reads = -(-batch // 8)
+    return Floor(flops, float(fp64), float(reads * n * item), 0.0 if wide else float(batch * n))
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
