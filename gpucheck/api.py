@@ -12,21 +12,25 @@ from .stencils import get_scheme
 __all__ = ["check_gradient", "numerical_gradient", "sweep"]
 
 
-def _setup(f, x, backend, progress):
+def _setup(f, x, backend, progress, executor=None):
     """The evaluator of f at x, and the structure of x (one array or several)."""
     func = as_function(f)
     structure, xv = validate.inputs(x)
     progress = validate.progress_option(progress)
-    name = backends.resolve(backend)
-    return engine.Evaluator(structure.wrap(func, name), xv, name, progress), structure
+    executor = validate.executor_option(executor)
+    if executor is None:
+        name = backends.resolve(backend)
+    else:  # each worker resolves the backend for itself
+        name = validate.worker_backend(backend, func, structure)
+    return engine.Evaluator(structure.wrap(func, name), xv, name, progress, executor), structure
 
 
 def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rtol=None,
-                   atol=None, worst=5, progress=None) -> GradCheckResult:
+                   atol=None, worst=5, progress=None, executor=None) -> GradCheckResult:
     """Check an analytic gradient against finite differences.
 
-    f is evaluated at every perturbed copy ``x ± h e_i`` in one batched
-    backend call, together with a few points that measure f's rounding
+    f is evaluated at every perturbed copy ``x ± h e_i`` in batched
+    backend calls, together with a few points that measure f's rounding
     noise.  Entries whose difference is not explained by rounding are
     evaluated again at twice the step, which separates truncation error,
     kinks and real mismatches.
@@ -61,7 +65,12 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     worst : int
         How many worst entries to report.
     progress : callable, optional
-        ``progress(done, total)`` called as points are evaluated.
+        ``progress(done, total)`` called as points are evaluated, with 0
+        when a stage starts and ``total`` when it ends.
+    executor : dask.distributed.Client or concurrent.futures.Executor, optional
+        Evaluate chunks of points on the executor's workers, each with its
+        own backend (``backend`` is resolved on the worker: ``'auto'`` uses a
+        worker's GPU when it has one).  Results are identical to a local run.
 
     Returns
     -------
@@ -95,7 +104,7 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     >>> r.status, [v.name for v in r.inputs]
     ('pass', ['W', 'b'])
     """
-    ev, structure = _setup(f, x, backend, progress)
+    ev, structure = _setup(f, x, backend, progress, executor)
     a = validate.analytic(grad, ev.x, structure)
     eps = validate.eps_option(eps, ev.x, structure)
     rtol = validate.tolerance_option(rtol, "rtol")
@@ -105,7 +114,8 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     return structure.label(result)
 
 
-def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None):
+def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None,
+                       executor=None):
     """The finite-difference gradient of f at x, float64 of x's shape.
 
     Parameters are those of :func:`check_gradient`.
@@ -125,23 +135,24 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     >>> np.allclose(gw, [0.0, 1.0]), np.allclose(gb, [1.0, 1.0])
     (True, True)
     """
-    ev, structure = _setup(f, x, backend, progress)
+    ev, structure = _setup(f, x, backend, progress, executor)
     eps = validate.eps_option(eps, ev.x, structure)
     g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
     validate.base_value(f0)
     return structure.unflatten(g.reshape(ev.x.shape))
 
 
-def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=None) -> SweepResult:
+def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=None,
+          executor=None) -> SweepResult:
     """Run the check over a range of steps and explain how the error behaves.
 
-    All steps are evaluated in one batched backend call.  The result names
+    All steps are evaluated together, in batched backend calls.  The result names
     the regime ('roundoff', 'truncation', 'balanced' or 'bug'), the best
     step, and says in plain sentences why.
 
     Parameters
     ----------
-    f, x, grad, scheme, backend, progress
+    f, x, grad, scheme, backend, progress, executor
         As in :func:`check_gradient`.
     eps : sequence of float, optional
         Relative steps.  Default: decades from about ``sqrt(u)`` up to 1.
@@ -160,7 +171,7 @@ def sweep(f, x, grad, *, eps=None, scheme="central", backend="auto", progress=No
     """
     from .stepsweep import run_sweep
 
-    ev, structure = _setup(f, x, backend, progress)
+    ev, structure = _setup(f, x, backend, progress, executor)
     a = validate.analytic(grad, ev.x, structure)
     steps = None if eps is None else validate.eps_list(eps)
     return run_sweep(ev, a, scheme=get_scheme(scheme), steps=steps)

@@ -18,20 +18,23 @@ import importlib.util
 import json
 import os
 import sys
-import time
 import traceback
 
 import numpy as np
 
-from . import api, layers
+from . import api, executors, layers
 from .backends import BACKENDS
 from .errors import GpuCheckError
 from .functions import batched, kernel
+from .progress import Meter
 from .stencils import SCHEMES
 
-__all__ = ["main", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INCONCLUSIVE"]
+__all__ = ["main", "EXIT_PASS", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INCONCLUSIVE",
+           "EXIT_INTERRUPTED"]
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+#: Ctrl-C: the shell's convention, 128 + SIGINT.
+EXIT_INTERRUPTED = 130
 _EXIT = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 
 
@@ -45,25 +48,24 @@ def _fail(msg: str) -> int:
     return EXIT_USAGE
 
 
-class _Progress:
-    """A one-line progress meter on stderr for long evaluations (tty only)."""
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C during an evaluation, with where it stood."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.last = 0.0
 
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total < 10_000:
-            return
-        now = time.monotonic()
-        if done < total and now - self.last < 0.2:
-            return
-        self.last = now
-        width = 30
-        k = int(width * done / total)
-        end = "\n" if done >= total else ""
-        print(f"\r  evaluating [{'#' * k}{'.' * (width - k)}] {done}/{total}", end=end,
-              file=sys.stderr, flush=True)
+def _evaluate(args, fn, *a, **kw):
+    """Call an API function with the progress bar and ``--scheduler``'s client."""
+    executor = executors.connect(args.scheduler) if args.scheduler else None
+    try:
+        with Meter(enabled=not args.quiet) as meter:
+            try:
+                return fn(*a, progress=meter, executor=executor, **kw)
+            except KeyboardInterrupt:
+                where = (f" after {meter.done:,} of {meter.total:,} evaluations of this stage"
+                         if meter.total else "")
+                raise _Interrupted(f"interrupted{where}; no verdict") from None
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def _load_file(path: str, what: str):
@@ -230,7 +232,9 @@ def _common(p):
     p.add_argument("--backend", default="auto", choices=list(BACKENDS),
                    help="where f is evaluated (default auto: cuda when a device is usable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
-    p.add_argument("--quiet", action="store_true", help="no progress meter")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="evaluate on the workers of the Dask scheduler at ADDRESS (tcp://host:8786)")
 
 
 def _float_list(text: str):
@@ -302,8 +306,9 @@ def main(argv=None) -> int:
         if getattr(args, "debug", False):
             traceback.print_exc()
         return _fail(str(err))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
+    except KeyboardInterrupt as err:
+        print(f"gpucheck: {err or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _emit(text: str) -> None:
@@ -331,9 +336,8 @@ def _save_arrays(path: str, r) -> None:
 
 def _cmd_check(args) -> int:
     f, x, grad = _build_problem(args)
-    r = api.check_gradient(f, x, grad, eps=args.eps, scheme=args.scheme, backend=args.backend,
-                           rtol=args.rtol, atol=args.atol, worst=args.worst,
-                           progress=_Progress(not args.quiet))
+    r = _evaluate(args, api.check_gradient, f, x, grad, eps=args.eps, scheme=args.scheme,
+                  backend=args.backend, rtol=args.rtol, atol=args.atol, worst=args.worst)
     if args.arrays:
         _save_arrays(args.arrays, r)
     if args.json:
@@ -348,8 +352,8 @@ def _cmd_check(args) -> int:
 
 def _cmd_sweep(args) -> int:
     f, x, grad = _build_problem(args)
-    s = api.sweep(f, x, grad, eps=args.eps, scheme=args.scheme, backend=args.backend,
-                  progress=_Progress(not args.quiet))
+    s = _evaluate(args, api.sweep, f, x, grad, eps=args.eps, scheme=args.scheme,
+                  backend=args.backend)
     # the table first: a picture that cannot be drawn must not cost the answer
     _emit(json.dumps(s.to_dict()) if args.json else str(s))
     code = EXIT_FAIL if s.regime == "bug" else EXIT_PASS
@@ -394,7 +398,7 @@ def info_text() -> str:
 
     lines = [f"gpucheck {__version__}", f"python {platform.python_version()} ({sys.executable})"]
     for dist in ("numpy", "numba", "numba-cuda", "cupy-cuda12x", "cupy-cuda13x", "matplotlib",
-                 "torch", "jax"):
+                 "torch", "jax", "rich", "distributed", "dask-cuda"):
         try:
             lines.append(f"{dist} {metadata.version(dist)}")
         except Exception:

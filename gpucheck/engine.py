@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backends, judge, noise, plan
+from . import judge, noise, plan, schedule
 from .diagnose import diagnose
 from .errors import GpuCheckError
 from .functions import Function
@@ -25,43 +25,52 @@ __all__ = ["Evaluator", "check", "numerical"]
 
 @dataclass
 class Evaluator:
-    """Runs point sets through one backend, counting evaluations and time."""
+    """Runs point sets through one backend, counting evaluations and time.
+
+    The points go to a :class:`~gpucheck.schedule.Runner`, which splits them
+    into timed chunks, on this process's backend or on the workers of
+    ``executor``.
+    """
 
     func: Function
     x: np.ndarray
     backend: str
     progress: object = None
+    executor: object = None
     nfev: int = 0
     compile_seconds: float = 0.0
     run_seconds: float = 0.0
 
     def __post_init__(self):
-        self._impl = backends.get(self.backend)
+        self._runner = schedule.Runner(self.func, self.x, self.backend, self.executor)
 
     def __call__(self, *parts):
-        """Evaluate several ``(idx, vals)`` sets in one backend call; split the result."""
+        """Evaluate several ``(idx, vals)`` sets as one stage; split the result."""
         idx = np.concatenate([np.asarray(i, dtype=np.int64).ravel() for i, _ in parts])
         vals = np.concatenate([np.asarray(v, dtype=self.x.dtype).ravel() for _, v in parts])
         try:
-            ev = self._impl.evaluate(self.func, self.x, idx, vals, progress=self.progress)
+            ev = self._runner.run(idx, vals, self.progress)
         except GpuCheckError:
             raise
         except Exception as err:
             raise GpuCheckError(
                 f"`f` raised {type(err).__name__}{where(err)} while being evaluated on backend "
                 f"{self.backend!r}: {err}") from err
-        values = np.asarray(ev.values, dtype=np.float64)
-        if values.shape != idx.shape:
-            raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values for {idx.size} points")
+        values = ev.values
         self.nfev += idx.size
         self.compile_seconds += ev.compile_seconds
         self.run_seconds += ev.run_seconds
+        self.backend = ev.backend
         out, start = [], 0
         for i, _ in parts:
             k = np.asarray(i).size
             out.append(values[start:start + k])
             start += k
         return out
+
+    def estimate_seconds(self, points: int):
+        """Seconds ``points`` more points should take at the pace measured so far (None before)."""
+        return self._runner.estimate_seconds(points)
 
     def base_part(self):
         """The base point, expressed as a perturbation that changes nothing."""

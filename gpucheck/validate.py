@@ -21,7 +21,7 @@ from .inputs import Inputs, single
 __all__ = ["as_host_array", "point", "inputs", "like_inputs", "analytic", "eps_option",
            "eps_list", "tolerance_option", "positive_int", "progress_option", "params",
            "base_value", "fraction_option", "finite_real", "positive_real", "choice", "flag",
-           "numeric_array", "same_shape"]
+           "numeric_array", "same_shape", "executor_option", "worker_backend"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -392,3 +392,33 @@ def same_shape(a_shape, b_shape, a_name: str, b_name: str) -> None:
     if tuple(a_shape) != tuple(b_shape):
         raise GpuCheckError(f"`{a_name}` must have the shape of `{b_name}` {tuple(b_shape)}, "
                             f"got {tuple(a_shape)}")
+
+
+def executor_option(executor):
+    """``executor``: None, a ``dask.distributed.Client`` or a ``concurrent.futures.Executor``."""
+    if executor is None:
+        return None
+    from .executors import is_executor
+
+    if not is_executor(executor):
+        raise GpuCheckError("`executor` must be a dask.distributed.Client or a "
+                            f"concurrent.futures.Executor, got {type(executor).__name__}")
+    return executor
+
+
+def worker_backend(name, func, structure: Inputs) -> str:
+    """``backend`` with an executor: a valid name, left for each worker to resolve.
+
+    A kernel function of several inputs is compiled on the client for one
+    backend, so with an executor it needs that backend named.
+    """
+    from .backends import BACKENDS
+
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise GpuCheckError(
+            f"`backend` must be one of {', '.join(repr(b) for b in BACKENDS)}, got {name!r}")
+    if name == "auto" and func.kind == "kernel" and not structure.single:
+        raise GpuCheckError("`backend` must be named ('cpu', 'cuda' or 'cudasim') with an "
+                            "`executor` for a kernel function of several inputs: it is "
+                            "compiled for one backend before it reaches the workers")
+    return name

@@ -1,7 +1,7 @@
 """Every ```python example in README.md runs, as written.
 
-Examples that import torch or JAX skip, with the package to install, where
-it is missing.
+Examples that import torch, JAX, Dask or dask-cuda skip, with the package to
+install, where it is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _title(i, code):
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[_title(i, c) for i, c in enumerate(BLOCKS)])
 def test_readme_example_runs(code, tmp_path, monkeypatch):
-    for lib in ("torch", "jax"):
+    for lib in ("torch", "jax", "dask", "dask_cuda"):
         if re.search(rf"^import {lib}\b|^from {lib}\b|^import gpucheck\.{lib}\b", code, flags=re.M) \
                 and importlib.util.find_spec(lib) is None:
             pytest.skip(f"needs {lib}: pip install {lib}")

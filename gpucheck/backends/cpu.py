@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -31,6 +31,9 @@ name = "cpu"
 #: on a 2-core host (bench/bench_cpu.py): 1 to 8 MiB are within a few percent
 #: of each other, much smaller chunks pay Python overhead per call.
 DEFAULT_CHUNK_BYTES = 4 << 20
+#: Batches queued or running per thread of the pool: enough to keep every
+#: thread busy, few enough that memory does not grow with the number of points.
+IN_FLIGHT_PER_THREAD = 2
 
 
 def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *,
@@ -118,18 +121,16 @@ def chunk_rows(n_elements: int, itemsize: int, chunk_bytes: int) -> int:
 def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.ndarray:
     total = idx.size
     n = x.size
-    rows = min(total, chunk_rows(n, x.itemsize, chunk_bytes))
-    starts = list(range(0, total, rows))
+    rows = max(1, min(total, chunk_rows(n, x.itemsize, chunk_bytes)))
+    starts = range(0, total, rows)
     out = np.empty(total, dtype=np.float64)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(int(workers), len(starts)))
     xflat = x.reshape(-1)
     local = threading.local()
-    lock = threading.Lock()
-    done = [0]
 
-    def run(start: int) -> None:
+    def run(start: int) -> int:
         stop = min(start + rows, total)
         b = stop - start
         buf = getattr(local, "buf", None)
@@ -149,19 +150,43 @@ def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.
         # function that wrote into its argument cannot poison later chunks
         _check_untouched(xs, np.broadcast_to(xflat, xs.shape),
                          f"(the batch starting at point {start})")
-        if progress is not None:
-            with lock:
-                done[0] += b
-                progress(done[0], total)
+        return b
 
     if workers == 1:
+        done = 0
         for s in starts:
-            run(s)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for fut in [pool.submit(run, s) for s in starts]:
-                fut.result()
+            done += run(s)
+            if progress is not None:
+                progress(done, total)
+        return out
+    # A few batches in flight per thread, submitted as others finish: queuing
+    # every batch up front costs a future per point when a copy of x exceeds
+    # chunk_bytes (gigabytes for a large x) and makes Ctrl-C wait for them all.
+    # Progress is reported from this thread only.
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending = set()
+    done = 0
+    try:
+        for s in starts:
+            if len(pending) >= IN_FLIGHT_PER_THREAD * workers:
+                done += _collect(pending)
+                if progress is not None:
+                    progress(done, total)
+            pending.add(pool.submit(run, s))
+        while pending:
+            done += _collect(pending)
+            if progress is not None:
+                progress(done, total)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
+
+
+def _collect(pending: set) -> int:
+    """Wait for at least one of ``pending`` (removing it); points done, errors raised."""
+    finished, rest = wait(pending, return_when=FIRST_COMPLETED)
+    pending.intersection_update(rest)
+    return sum(fut.result() for fut in finished)
 
 
 def _batch_values(res, b: int, start: int) -> np.ndarray:
