@@ -47,10 +47,11 @@ def cache_dir():
     Examples
     --------
     >>> import os
+    >>> before = os.environ.get("GPUCHECK_CACHE_DIR")
     >>> os.environ["GPUCHECK_CACHE_DIR"] = "off"
     >>> cache_dir() is None
     True
-    >>> del os.environ["GPUCHECK_CACHE_DIR"]
+    >>> _ = os.environ.pop("GPUCHECK_CACHE_DIR") if before is None else os.environ.update(GPUCHECK_CACHE_DIR=before)
     """
     explicit = os.environ.get("GPUCHECK_CACHE_DIR")
     if explicit is not None:
@@ -125,6 +126,14 @@ def _function(h, func, seen: set) -> None:
         h.update(b"(recursion);")
         return
     seen.add(id(func))
+    # numba rebuilds a cached function's environment by importing its
+    # module by name: a function made by exec() without a module (the
+    # README's examples run that way) would load as '<dynamic>' and fail, and
+    # must not share an entry with the same code defined in a module
+    module = getattr(func, "__module__", None)
+    if module is None or module not in sys.modules:
+        raise _Opaque("a function outside any importable module")
+    h.update(f"module {module};".encode())
     code = func.__code__
     _code(h, code, seen)
     h.update(b"defaults:")

@@ -383,10 +383,14 @@ def compile_evaluate(fn, dtype, ndim: int, param_specs):
             from . import diskcache
 
             pyfunc = diskcache.kernel_from_file(fn, ndim, len(specs))
-        if pyfunc is None:
+        kern = None
+        if pyfunc is not None:
+            try:
+                kern = _eager(pyfunc, sig, cache=True)
+            except Exception:  # noqa: BLE001 - a cache entry numba cannot load:
+                pass  # compile in memory; a real compile error is raised below
+        if kern is None:
             kern = _eager(_python_kernel(fn, ndim, len(specs)), sig)
-        else:
-            kern = _eager(pyfunc, sig, cache=True)
         _EVAL_CACHE[key] = kern
         return kern, time.perf_counter() - t0
 

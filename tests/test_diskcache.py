@@ -137,3 +137,63 @@ def test_unwritable_cache_folder_falls_back(monkeypatch, tmp_path):
     blocker.write_text("not a folder")
     monkeypatch.setenv("GPUCHECK_CACHE_DIR", str(blocker / "sub"))
     assert diskcache.kernel_from_file(builtin.mse, 2, 1) is None
+
+
+_SSE = '''
+def row_sse(row, t):
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = row[j] - t[j]
+        s += d * d
+    return s
+'''
+
+
+def test_functions_without_an_importable_module_are_not_cached():
+    # exec() without a __name__ (how the README's examples run) gives a
+    # function numba would record as module '<dynamic>': an entry it could
+    # never load again, and one that must not be shared with the same code
+    # defined in a module
+    from gpucheck import diskcache as shared
+
+    loose = {}
+    exec(_SSE, loose)
+    assert shared.fingerprint(loose["row_sse"]) is None
+    named = {"__name__": __name__}
+    exec(_SSE, named)
+    assert shared.fingerprint(named["row_sse"]) is not None
+
+
+_CHILD = '''
+import numpy as np, gpucheck
+from tests.test_diskcache import _SSE
+scope = {"__name__": "tests.test_diskcache"}
+exec(_SSE, scope)
+T = np.zeros((4, 3)); X = np.arange(12.0).reshape(4, 3)
+f = gpucheck.rowwise(scope["row_sse"], T, scale=0.25)
+print(gpucheck.check_gradient(f, X, 2 * (X - T) / 4, backend="cpu").status)
+'''
+
+
+def test_an_entry_numba_cannot_load_is_compiled_again(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, GPUCHECK_CACHE_DIR=str(tmp_path),
+               PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def child():
+        out = subprocess.run([sys.executable, "-c", _CHILD], env=env, cwd=root,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert child() == "pass"
+    damaged = list(tmp_path.glob("__pycache__/*.nbc"))
+    assert damaged, "the first run wrote no cache entry"
+    for path in damaged:
+        path.write_bytes(b"not a numba cache entry")
+    assert child() == "pass"

@@ -47,16 +47,25 @@ def compile_generated(tag: str, source: str, names: dict, parts: tuple, signatur
         Loaded from numba's on-disk cache when the fingerprint is known and
         an earlier process compiled it.
     """
-    import numba
-
     digest = fingerprint(source, tag, sorted(options.items()), *parts)
     module = source_module(tag, source, digest, names, header=f"CPU loop {tag}",
                            package="_gpucheck_cpu_loop")
-    cached = module is not None
-    scope = module.__dict__ if cached else dict(names)
-    if not cached:
-        exec(compile(source, f"<gpucheck {tag}>", "exec"), scope)
+    if module is not None:
+        try:
+            return _jit(module.__dict__, helpers, signature, True, options)
+        except Exception:  # noqa: BLE001 - a cache entry numba cannot load
+            # (written by another numba, or damaged): compile in memory
+            # instead; a real compile error is raised again below
+            pass
+    scope = dict(names)
+    exec(compile(source, f"<gpucheck {tag}>", "exec"), scope)
+    return _jit(scope, helpers, signature, False, options)
+
+
+def _jit(scope: dict, helpers: tuple, signature, cache: bool, options: dict):
+    import numba
+
     for helper in helpers:
         if not hasattr(scope[helper], "py_func"):  # not jitted by an earlier signature
-            scope[helper] = numba.njit(cache=cached)(scope[helper])
-    return numba.njit(signature, cache=cached, **options)(scope["run"])
+            scope[helper] = numba.njit(cache=cache)(scope[helper])
+    return numba.njit(signature, cache=cache, **options)(scope["run"])
