@@ -99,6 +99,23 @@ class GradCheckResult:
         The likely bug pattern when one fits, else ''.
     compile_seconds : float
         Part of ``seconds`` spent compiling kernels.
+    resolution : float
+        The largest error bound, as a share of max|g|, at which an entry may
+        pass: an error larger than about 1.5 times this in one entry fails.
+    nondeterministic : bool
+        f returned different values for the same input.
+    advice : str
+        What the check could not decide, the steps it tried, and what to
+        do; notes on a nondeterministic f.  Empty when there is nothing to say.
+    n_joint_failed : int
+        Entries failed by the joint test of kinks (each valid alone, not
+        together).
+    n_kink_decided, n_refined_decided : int
+        Entries decided at a kink, and (other) entries decided only after
+        refinement at other steps.
+    reference : GradCheckResult or None
+        With ``reference="float64"``: the same check with f evaluated on a
+        float64 copy of x.
     """
 
     status: str
@@ -124,6 +141,13 @@ class GradCheckResult:
     n_refined: int = 0
     diagnosis: str = ""
     compile_seconds: float = 0.0
+    resolution: float = 0.0
+    nondeterministic: bool = False
+    advice: str = ""
+    n_joint_failed: int = 0
+    n_kink_decided: int = 0
+    n_refined_decided: int = 0
+    reference: Optional["GradCheckResult"] = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -136,12 +160,46 @@ class GradCheckResult:
         """One line: the verdict and the headline numbers."""
         n = self.numeric.size
         parts = [f"{self.status.upper()}: {n - self.n_failed - self.n_inconclusive}/{n} entries agree"]
+        decided_by = []
+        if self.n_kink_decided:
+            decided_by.append(f"{self.n_kink_decided} at kinks")
+        if self.n_refined_decided:
+            decided_by.append(f"{self.n_refined_decided} after refinement at other steps")
+        if decided_by:
+            parts[0] += f" ({', '.join(decided_by)})"
         if self.n_failed:
-            parts.append(f"{self.n_failed} fail")
+            parts.append(f"{self.n_failed} fail"
+                         + (f" ({self.n_joint_failed} jointly at a kink)" if self.n_joint_failed else ""))
         if self.n_inconclusive:
             parts.append(f"{self.n_inconclusive} inconclusive")
+        if self.nondeterministic:
+            parts.append("f is not deterministic")
         parts.append(f"discrepancy {self.discrepancy:.3e}")
-        return ", ".join(parts)
+        line = ", ".join(parts)
+        if self.reference is not None:
+            line += f"; float64 reference: {self.reference.status.upper()}"
+        return line
+
+    def interpretation(self) -> str:
+        """With a float64 reference: which of formula and implementation is at fault.
+
+        Empty without a reference.
+        """
+        if self.reference is None:
+            return ""
+        ref, low = self.reference.status, self.status
+        if ref == "fail":
+            return ("the gradient formula is wrong: it fails against f evaluated in float64 too")
+        if ref == "inconclusive":
+            return "even in float64 the numerics cannot decide; see the reference's advice"
+        if low == "pass":
+            return f"the gradient formula is right, and the {self.dtype} implementation agrees with it"
+        if low == "fail":
+            return (f"the gradient formula is right (float64 reference passes), but f evaluated in "
+                    f"{self.dtype} departs from it beyond its rounding noise: the low-precision "
+                    f"implementation is inaccurate")
+        return (f"the gradient formula is right (float64 reference passes); in {self.dtype} f is too "
+                f"noisy to confirm it at this resolution")
 
     def __str__(self) -> str:
         n = self.numeric.size
@@ -165,6 +223,14 @@ class GradCheckResult:
                              + (f" ({w.note})" if w.note else ""))
         if self.diagnosis:
             lines.append(f"  likely cause: {self.diagnosis}")
+        if self.resolution:
+            lines.append(f"  resolution: a pass means no entry is off by more than about "
+                         f"{1.5 * self.resolution:.1%} of max|g|")
+        if self.advice:
+            lines.append(_wrap("  note: " + self.advice, indent="    "))
+        if self.reference is not None:
+            lines.append(f"  float64 reference: {self.reference.summary()}")
+            lines.append(_wrap("  => " + self.interpretation(), indent="     "))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -189,6 +255,11 @@ class GradCheckResult:
             "scheme": self.scheme, "dtype": self.dtype, "noise": _num(self.noise),
             "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
             "n_kinks": self.n_kinks, "n_refined": self.n_refined, "diagnosis": self.diagnosis,
+            "resolution": float(self.resolution), "nondeterministic": self.nondeterministic,
+            "advice": self.advice, "n_joint_failed": self.n_joint_failed,
+            "n_kink_decided": self.n_kink_decided, "n_refined_decided": self.n_refined_decided,
+            "reference": None if self.reference is None else self.reference.to_dict(),
+            "interpretation": self.interpretation(),
         }
 
 
@@ -276,7 +347,7 @@ class SweepResult:
         return plot_sweep(self, path, title=title)
 
 
-def _wrap(text: str, width: int = 88) -> str:
+def _wrap(text: str, width: int = 88, indent: str = "") -> str:
     import textwrap
 
-    return "\n".join(textwrap.fill(p, width) for p in text.split("\n"))
+    return "\n".join(textwrap.fill(p, width, subsequent_indent=indent) for p in text.split("\n"))
