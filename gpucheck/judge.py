@@ -69,17 +69,17 @@ def resolution(dtype_u: float) -> float:
     """The largest bound, as a share of max|g|, at which an entry may pass.
 
     0.3% for float32 and float64, so that a single entry 0.5% of max|g| off
-    fails; coarser for 8- and 11-bit mantissas, whose rounding allows no
-    better.
+    fails; 16 units of rounding for 11- and 8-bit mantissas (0.8% for
+    float16, 6% for bfloat16), whose rounding allows no better.
 
     Examples
     --------
     >>> resolution(2.0 ** -53), resolution(2.0 ** -24)
     (0.003, 0.003)
-    >>> round(resolution(2.0 ** -8), 4)
-    0.0312
+    >>> resolution(2.0 ** -11), resolution(2.0 ** -8)
+    (0.0078125, 0.0625)
     """
-    return max(0.003, 8.0 * dtype_u)
+    return max(0.003, 16.0 * dtype_u)
 
 
 def analytic_floor(a: np.ndarray, u: float, scale: float | None = None) -> np.ndarray:

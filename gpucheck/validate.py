@@ -12,7 +12,8 @@ import numpy as np
 from .errors import GpuCheckError
 
 __all__ = ["as_host_array", "point", "analytic", "eps_option", "tolerance_option",
-           "positive_int", "base_value"]
+           "positive_int", "base_value", "grad_roundoff", "reference_option", "scheme_option",
+           "form_supports"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -40,19 +41,72 @@ def as_host_array(value, name: str) -> np.ndarray:
     return arr
 
 
+#: The dtypes x may have; bfloat16 is ml_dtypes' (``pip install ml_dtypes``).
+POINT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
 def point(x) -> np.ndarray:
-    """Validate the point x: float32 or float64, non-empty, finite; C-contiguous copy."""
+    """Validate the point x: float64, float32, float16 or bfloat16, non-empty, finite.
+
+    Returns a C-contiguous copy.
+    """
     arr = as_host_array(x, "x")
-    if arr.dtype not in (np.float32, np.float64):
+    if arr.dtype.name not in POINT_DTYPES or (arr.dtype.name == "bfloat16" and arr.dtype.kind != "V"):
         raise GpuCheckError(
-            f"`x` must be float32 or float64, got {arr.dtype}; convert it with "
-            "x.astype(np.float64) (or float32 to check a float32 implementation)")
+            f"`x` must be float64, float32, float16 or bfloat16 (ml_dtypes), got {arr.dtype}; "
+            "convert it with x.astype(np.float64) (or float32 to check a float32 implementation)")
     if arr.size == 0:
         raise GpuCheckError(f"`x` must have at least one element, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape)
+    finite = np.isfinite(arr.astype(np.float64))
+    if not np.all(finite):
+        bad = np.unravel_index(int(np.argmax(~finite)), arr.shape)
         raise GpuCheckError(f"`x` must be finite, got {arr[bad]!r} at index {tuple(int(i) for i in bad)}")
     return np.array(arr, order="C", copy=True)
+
+
+def grad_roundoff(grad) -> float:
+    """Unit roundoff of the float dtype the gradient came in; 0 for anything else."""
+    dt = getattr(grad, "dtype", None)
+    try:
+        dt = np.dtype(dt) if dt is not None else None
+    except TypeError:
+        return 0.0
+    if dt is None or dt.name not in POINT_DTYPES:
+        return 0.0
+    from .plan import unit_roundoff
+
+    return unit_roundoff(dt)
+
+
+def reference_option(reference):
+    """``reference``: None or 'float64'."""
+    if reference is None:
+        return None
+    if reference in ("float64", np.float64) or (isinstance(reference, np.dtype)
+                                                 and reference == np.float64):
+        return "float64"
+    raise GpuCheckError(f"`reference` must be None or 'float64', got {reference!r}")
+
+
+def scheme_option(scheme, x: np.ndarray, kind: str, rtol, atol) -> str:
+    """``scheme``: the complex step needs a callable or batched f and float32/float64 x."""
+    if scheme != "complex":
+        return scheme
+    if kind == "kernel":
+        raise GpuCheckError("`scheme` 'complex' needs a callable or batched `f` that accepts "
+                            "complex input; kernel functions are compiled for real x only")
+    if x.dtype.name not in ("float32", "float64"):
+        raise GpuCheckError(f"`scheme` 'complex' needs float32 or float64 `x`, got {x.dtype}")
+    return scheme
+
+
+def form_supports(kind: str, dtype) -> None:
+    """Kernel functions compile for float32 and float64 only (numba has no float16 CPU arrays)."""
+    if kind == "kernel" and np.dtype(dtype).name not in ("float32", "float64"):
+        raise GpuCheckError(
+            f"`x` is {np.dtype(dtype).name}, which kernel functions do not support (numba "
+            "compiles float32 and float64); pass f as a callable or a batched function to check "
+            "a low-precision implementation")
 
 
 def analytic(grad, x: np.ndarray) -> np.ndarray:
@@ -67,7 +121,8 @@ def analytic(grad, x: np.ndarray) -> np.ndarray:
     arr = as_host_array(grad, "grad")
     if arr.shape != x.shape:
         raise GpuCheckError(f"`grad` must have x's shape {x.shape}, got {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype.name == "bfloat16"):
         raise GpuCheckError(f"`grad` must be a real numeric array, got dtype {arr.dtype}")
     return np.asarray(arr, dtype=np.float64).copy()
 
