@@ -133,7 +133,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     node_vals = fv.reshape(K, N)
     pl = pv.reshape(probe.vals.shape)
     flat = bool(np.any(np.ptp(node_vals, axis=0) == 0) or np.any(np.diff(pl, axis=1) == 0))
-    fl = noise.Floor(noise.output_roundoff(values), noise.quantum(values, flat),
+    fl = noise.Floor(noise.output_roundoff(values, u), noise.quantum(values, flat),
                      spread if np.isfinite(spread) else 0.0)
     sigma_g = noise.estimate(probe, f0, pv)
     sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
@@ -226,7 +226,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         allv = np.concatenate(seen)
         if suspect or fl.u_out < u:
             # f that never moved, or moved too little to show its precision
-            fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv)),
+            fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
             suspect = bool(np.all(allv[np.isfinite(allv)] == f0))
         flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
@@ -267,7 +267,38 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             kink_pass = is_kink & (err_k <= tk) & (tk <= thr)
             kink_fail = is_kink & (err_k > tk) & measured
             candidate = finite & ~is_kink & (err_s > tol_s)
-            smooth_fail = candidate & ~trunc_dom & measured & ~erratic & consistent & ~flat_e
+            # truncation read between h/2 and h, less what rounding explains:
+            # a fail clears both estimates (Richardson from h and 2h alone is
+            # blind where 2h is beyond f's scale)
+            r_half = 2.0 ** order - 1.0
+            # (far beyond the default step, where f's scale may be near, the
+            # whole difference counts: rounding there cannot vouch for it)
+            far_h = h_cur[todo] > FAR_STEP * h_def[todo]
+            t_small = np.abs(d1 - r["d_half"]) - np.where(
+                far_h, 0.0, 2.0 * sigma * (r["gain1"] + r["gain_half"]))
+            t_small = np.maximum(t_small, 0.0) * 2.0 ** order / r_half
+            t_small = np.where(np.isfinite(t_small), t_small, np.inf)
+            fail_bound = tol_s + judge.TRUNCATION_SAFETY * np.maximum(t_small - trunc, 0.0)
+            trunc_dom |= judge.TRUNCATION_SAFETY * t_small > judge.KAPPA * rnd
+            # where both differences stand clear of rounding, their ratio is
+            # 2**p if and only if the step is small for f (asymptotic); far
+            # off it, neither Richardson estimate is worth anything
+            lo_d = d1 - r["d_half"]
+            hi_d = d2 - d1
+            clear = (np.abs(lo_d) > 3.0 * sigma * (r["gain1"] + r["gain_half"])) & \
+                (np.abs(hi_d) > 3.0 * sigma * (r["gain1"] + r["gain2"]))
+            ratio = hi_d / np.where(lo_d != 0, lo_d, 1.0)
+            off = clear & ~((ratio > 2.0 ** order / 3.0) & (ratio < 2.0 ** order * 3.0))
+            trunc_dom |= off
+            # far beyond the default step, where f's scale may be near and
+            # no error model is safe, a fail needs D(h/2), D(h), D(2h) to
+            # agree within rounding: nothing but noise and the mismatch left
+            quiet_lo = np.abs(lo_d) <= 3.0 * sigma * (r["gain1"] + r["gain_half"])
+            quiet_hi = np.abs(hi_d) <= 3.0 * sigma * (r["gain1"] + r["gain2"])
+            trusted_far = ~far_h | (quiet_lo & quiet_hi)
+            smooth_fail = candidate & (err_s > fail_bound) & ~trunc_dom & measured & ~erratic \
+                & consistent & ~flat_e & trusted_far
+            smooth_pass &= ~off
         _set(s, todo, smooth_pass, judge.PASS,
              np.where(judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd, judge.R_TRUNCATION,
                       judge.R_ROUNDING), d1, tol_s, h_cur[todo])
@@ -311,7 +342,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             same |= ~decided & candidate & ~measured & ~trunc_dom & consistent & ~flat_e
             # the smooth bound is dominated by truncation, or the step is far
             # beyond the default with nothing smaller to compare: go smaller
-            down = ~decided & (candidate & trunc_dom | far & ~consistent | far & ~np.isfinite(rd))
+            down = ~decided & (candidate & (trunc_dom | ~trusted_far) | far & ~consistent
+                               | far & ~np.isfinite(rd))
             h_down = np.where(far & ~np.isfinite(rd), np.minimum(h_def[todo], h / 2),
                               np.minimum(h_next, h / 2))
             h_next = np.where(down, h_down, h_next)
@@ -377,7 +409,7 @@ def _nodes_mixed(ev, x, scheme, elements, h, known, high, line_elements, line_sp
     lo = _nodes(ev, x, scheme, elements[~high], h[~high], known, line_elements, line_spacing)
     hi = _nodes(ev, x, HIGH, elements[high], h[high], None, np.zeros(0, np.int64), line_spacing[:0])
     out = {}
-    for key in ("d1", "d2", "gain1", "gain2", "fmag"):
+    for key in ("d1", "d2", "gain1", "gain2", "fmag", "d_half", "gain_half"):
         v = np.empty(elements.size)
         v[~high], v[high] = lo[key], hi[key]
         out[key] = v
@@ -408,11 +440,16 @@ def _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing):
             have[m] = (v[elements], o[elements])
     need = [m for m in need_all if m not in have]
     sten = plan.stencil(x, need, h, elements, strict=False)
-    parts = [(sten.idx, sten.vals)]
+    # the stencil at h/2 too: a second Richardson estimate, on the small
+    # side, that a fail must also clear
+    half = plan.stencil(x, mult1, h / 2, elements, strict=False)
+    parts = [(sten.idx, sten.vals), (half.idx, half.vals)]
     if line_elements.size:
         lv = noise.line_points(x, line_elements, line_spacing)
         parts.append((np.repeat(line_elements, lv.shape[1]), lv.reshape(-1)))
     out = ev(*parts)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d_half = (half.weights * out[1].reshape(len(mult1), -1)).sum(axis=0)
     vals = out[0].reshape(len(need), -1)
     for k, m in enumerate(need):
         have[m] = (vals[k], sten.offsets[k])
@@ -427,9 +464,9 @@ def _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing):
         fmag = np.nanmax(np.abs(np.stack([f_at[m] for m in mult1])), axis=0)
     res = {"d1": d1, "d2": d2, "gain1": np.abs(w1).sum(axis=0), "gain2": np.abs(w2).sum(axis=0),
            "f": tuple(f_at[m] for m in (-2, -1, 1, 2)), "o": tuple(o_at[m] for m in (-2, -1, 1, 2)),
-           "fmag": fmag}
+           "fmag": fmag, "d_half": d_half, "gain_half": half.rounding_gain}
     if line_elements.size:
-        res["line_values"] = out[1].reshape(line_elements.size, -1)
+        res["line_values"] = out[2].reshape(line_elements.size, -1)
     return res
 
 

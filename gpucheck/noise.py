@@ -182,12 +182,13 @@ def estimate(probe: NoiseProbe, f0: float, values: np.ndarray) -> float:
 _OUTPUT_TYPES = ("bfloat16", "float16", "float32")
 
 
-def output_roundoff(values: np.ndarray) -> float:
+def output_roundoff(values: np.ndarray, fallback: float | None = None) -> float:
     """Unit roundoff of the precision f returns its values in.
 
     A float64 computation whose every value is exactly a float32 (or
     float16, bfloat16) number does not happen by chance: then f rounds its
-    result to that precision.
+    result to that precision.  Fewer than 8 distinct values prove nothing
+    either way; then the answer is ``fallback`` (default: float64's).
 
     Examples
     --------
@@ -211,6 +212,8 @@ def output_roundoff(values: np.ndarray) -> float:
                 from .plan import unit_roundoff
 
                 return unit_roundoff(dt)
+    elif fallback is not None:
+        return float(fallback)
     return float(np.finfo(np.float64).eps) / 2.0
 
 
