@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from . import judge, noise, plan
+from . import judge, noise, plan  # noqa: F401
 from .engine import Evaluator, _nodes, _result, _State
 from .errors import GpuCheckError
 from .result import GradCheckResult
@@ -31,7 +31,7 @@ __all__ = ["DEFAULT_EPS", "check_complex"]
 #: Default relative complex step: far below any scale of f, far above underflow.
 DEFAULT_EPS = 1e-20
 #: Entries compared against central differences to detect non-analytic code.
-SAMPLES = 8
+SAMPLES = 4
 
 
 def _complex_dtype(dtype):
@@ -108,13 +108,13 @@ def _require_analytic(ev, x, af, n, f0):
                                       rng.permutation(N)[: SAMPLES - SAMPLES // 2]]))
     sch = get_scheme("central")
     h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, sch))[picks]
-    probe = noise.probe_points(x, plan.nominal_steps(x, plan.default_eps(x.dtype, sch)))
-    (pv,) = ev((probe.idx, probe.vals))
-    sigma = noise.level(probe, f0, pv)
     r = _nodes(ev, x, sch, picks, h_def, None, np.zeros(0, np.int64), np.zeros(0))
-    tol, _, _ = judge.bound(r["d1"], r["d2"], r["gain1"], r["gain2"], sch.order,
-                            np.maximum(sigma, noise.Floor(plan.unit_roundoff(x.dtype)).at(r["fmag"])),
-                            judge.analytic_floor(r["d1"], plan.unit_roundoff(x.dtype)))
+    # the breakage looked for is gross (abs() gives 0 for +-1, conj() 0 for
+    # 2x): a generous rounding level in place of measured noise will do
+    u = plan.unit_roundoff(x.dtype)
+    sigma = 64.0 * u * np.maximum(r["fmag"], abs(f0))
+    tol, _, _ = judge.bound(r["d1"], r["d2"], r["gain1"], r["gain2"], sch.order, sigma,
+                            judge.analytic_floor(r["d1"], u) + 1e-3 * np.abs(r["d1"]))
     with np.errstate(invalid="ignore"):
         bad = np.isfinite(r["d1"]) & ~(np.abs(n[picks] - r["d1"]) <= 2.0 * tol)
     if np.any(bad):

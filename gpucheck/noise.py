@@ -26,6 +26,7 @@ wherever it is evaluated.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from math import comb
 
@@ -219,11 +220,9 @@ def output_roundoff(values: np.ndarray, fallback: float | None = None) -> float:
 
 def _dtype(name):
     if name == "bfloat16":
-        try:
-            import ml_dtypes
-        except ImportError:
-            return None
-        return np.dtype(ml_dtypes.bfloat16)
+        # only an f that already works with bfloat16 can round to it
+        ml_dtypes = sys.modules.get("ml_dtypes")
+        return None if ml_dtypes is None else np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
 
 
