@@ -134,9 +134,15 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     >>> g = gpucheck.numerical_gradient(lambda v: float(v @ v), np.array([1.0, -2.0]))
     >>> np.allclose(g, [2.0, -4.0])
     True
+    >>> gpucheck.numerical_gradient(lambda v: np.sum(np.sin(v)), np.zeros(2), scheme="complex")
+    array([1., 1.])
     """
     ev = _setup(f, x, backend, progress)
     eps = validate.eps_option(eps, ev.x)
+    if validate.scheme_option(scheme, ev.x, ev.func.kind, None, None) == "complex":
+        from .complexstep import complex_step
+
+        return complex_step(ev, eps).reshape(ev.x.shape)
     g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
     validate.base_value(f0)
     return g.reshape(ev.x.shape)

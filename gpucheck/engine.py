@@ -1,8 +1,13 @@
 """The pipeline behind the public functions: plan, evaluate, judge, report.
 
-All the points a stage needs (base point, stencil nodes, noise probes, and
-for a sweep every step) go to the backend in one call; only the entries the
-first pass could not settle are evaluated again, at twice the step.
+All the points the first pass needs (the base point three times, stencil
+nodes, noise probes) go to the backend in one call.  Entries it cannot
+settle are refined in rounds, one backend call each: the stencil at h/2, h
+and 2h, and for entries that might fail a line of points that measures the
+noise along their own coordinate; after each round the undecided entries
+move to the step where the error model predicts the smallest bound (see
+:mod:`judge`).  Entries that passed at a kink are finally tested together
+along combined directions.
 """
 
 from __future__ import annotations
@@ -77,9 +82,6 @@ def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     return st.derivative(fv), st, float(f0[0])
 
 
-#: The base point is evaluated this many times, spread over the call: a
-#: deterministic f returns the same value each time.
-REPEATS = 3
 #: Rounds of refinement (each one backend call for the entries still open).
 MAX_ROUNDS = 5
 #: A step above this multiple of the default is judged against an estimate

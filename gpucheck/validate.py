@@ -91,6 +91,11 @@ def reference_option(reference):
 def scheme_option(scheme, x: np.ndarray, kind: str, rtol, atol) -> str:
     """``scheme``: the complex step needs a callable or batched f and float32/float64 x."""
     if scheme != "complex":
+        from .stencils import SCHEMES
+
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
+            raise GpuCheckError(f"`scheme` must be one of "
+                                f"{', '.join(repr(s) for s in (*SCHEMES, 'complex'))}, got {scheme!r}")
         return scheme
     if kind == "kernel":
         raise GpuCheckError("`scheme` 'complex' needs a callable or batched `f` that accepts "
