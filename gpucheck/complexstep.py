@@ -60,11 +60,14 @@ def check_complex(ev: Evaluator, a: np.ndarray, *, eps=None, k_worst: int = 5,
     finite_a = np.isfinite(af)
     a0 = np.where(finite_a, af, 0.0)
     scale = max(float(np.max(np.abs(a0))), float(np.max(np.abs(np.where(np.isfinite(n), n, 0.0)))))
-    u_a = max(grad_roundoff, min(u, 2.0 ** -24))
+    # the analytic side's own rounding: a computation in x's dtype or the
+    # gradient's (float32 at most), and one rounding to the dtype it came in
+    u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     # the complex step carries only the rounding of computing f' itself,
     # relative to f' and to the size of what is summed into it
     tol = judge.KAPPA * u * (16.0 * np.abs(np.where(np.isfinite(n), n, 0.0))
-                             + 4.0 * np.sqrt(N) * scale) + judge.analytic_floor(a0, u_a, scale)
+                             + 4.0 * np.sqrt(N) * scale) + judge.analytic_floor(a0, u_a, scale) \
+        + 2.0 * grad_roundoff * np.abs(a0)
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(n) & (np.abs(n - af) <= tol)
     status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)

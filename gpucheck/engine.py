@@ -118,7 +118,9 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     xf = x.reshape(-1).astype(np.float64)
     N = xf.size
     u = plan.unit_roundoff(x.dtype)
-    u_a = max(grad_roundoff, min(u, 2.0 ** -24))
+    # the analytic side's own rounding: a computation in x's dtype or the
+    # gradient's (float32 at most), and one rounding to the dtype it came in
+    u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     af = a.reshape(-1)
     st = plan.points(x, scheme=scheme, eps=eps)
     h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
@@ -163,7 +165,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     finite_a = np.isfinite(af)
     a0 = np.where(finite_a, af, 0.0)
     a_scale = float(np.max(np.abs(a0)))
-    afloor = judge.analytic_floor(a0, u_a, a_scale)
+    afloor = judge.analytic_floor(a0, u_a, a_scale) + 2.0 * grad_roundoff * np.abs(a0)
     tol = judge.KAPPA * sigma1 * gain + afloor
     with np.errstate(invalid="ignore"):
         err = np.abs(n - af)
