@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from . import judge, noise, plan  # noqa: F401
+from . import judge, noise, plan
 from .engine import Evaluator, _nodes, _result, _State
 from .errors import GpuCheckError
 from .result import GradCheckResult

@@ -22,7 +22,6 @@ import numpy as np
 
 import gpucheck
 from gpucheck import layers as L
-from gpucheck.kernels import builtin
 
 try:
     import ml_dtypes
@@ -162,7 +161,6 @@ def batchnorm(rng, dt, n):
 
     x = (rng.normal(size=(n, n)) * 2 + 0.5).astype(dt)
     x64 = x.astype(np.float64)
-    m = x64.shape[0]
     mu = x64.mean(axis=0)
     c = x64 - mu
     var = (c * c).mean(axis=0)
@@ -170,7 +168,6 @@ def batchnorm(rng, dt, n):
     y = c / s
     g = w.astype(np.float64)
     grad = (g - g.mean(axis=0) - y * (g * y).mean(axis=0)) / s
-    del m
     return Case("batchnorm", x, grad, {"callable": lambda v: fb(v[None])[0],
                                        "batched": gpucheck.batched(fb)})
 
