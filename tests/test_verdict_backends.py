@@ -51,3 +51,16 @@ def test_simulator_agrees_with_cpu(builder, dtype):
     assert want[0][0] == "pass" and want[1][0] == "fail"
     assert _verdicts(c, "kernel", "cudasim", 0) == want
     assert _verdicts(c, "batched", "cudasim", 0) == _verdicts(c, "batched", "cpu", 0)
+
+
+@pytest.mark.cudasim
+@pytest.mark.skipif(not SIMULATING, reason="needs NUMBA_ENABLE_CUDASIM=1 (run: "
+                    "NUMBA_ENABLE_CUDASIM=1 pytest -m cudasim)")
+def test_simulator_refuses_complex_output_and_runs_the_complex_step():
+    fc = gpucheck.batched(lambda xs: (xs ** 2).sum(axis=1) + 1j * xs.sum(axis=1))
+    with pytest.raises(gpucheck.GpuCheckError, match="imaginary part"):
+        gpucheck.check_gradient(fc, np.ones(4), 2 * np.ones(4), backend="cudasim")
+    x = np.linspace(-1, 1, 5)
+    fb = gpucheck.batched(lambda xs: np.sin(xs).sum(axis=1))
+    r = gpucheck.check_gradient(fb, x, np.cos(x), scheme="complex", backend="cudasim")
+    assert r.status == "pass" and np.max(np.abs(r.numeric - np.cos(x))) < 1e-14
