@@ -70,6 +70,7 @@ def run(args) -> int:
                 ok &= r.reference.status == c.expect
             if not ok:
                 wrong.append((key, seed, "correct", c.expect, r.status, r.summary()))
+                print("WRONG", *wrong[-1], flush=True)
             if c.expect != "pass" or (r.status != "pass" and not lowp):
                 continue
             for bug, bad in corpus.bugs(c, seed).items():
@@ -81,8 +82,7 @@ def run(args) -> int:
                     ok &= rb.reference.status == "fail"
                 if not ok:
                     wrong.append((key, seed, bug, "fail", rb.status, rb.summary()))
-    for w in wrong:
-        print("WRONG", *w)
+                    print("WRONG", *wrong[-1], flush=True)
     print(f"\n{len(plan)} case builds, {sum(counts.values())} checks in {time.perf_counter() - t0:.0f} s")
     for (want, got), k in sorted(counts.items()):
         print(f"  expected {want:<12} got {got:<12} {k}")
