@@ -54,7 +54,7 @@ STATUS_NAMES = ("pass", "fail", "inconclusive")
 
 # why an entry got its status
 (R_ROUNDING, R_TRUNCATION, R_KINK, R_NOISE, R_NONFINITE, R_MISMATCH, R_JOINT,
- R_ANALYTIC, R_TRUNC_ONLY, R_ERRATIC) = range(10)
+ R_ANALYTIC, R_TRUNC_ONLY, R_ERRATIC, R_ONE_SIDED) = range(11)
 REASONS = ("within rounding error", "within rounding and truncation error",
            "kink: analytic value is a valid subgradient",
            "numerical error too large to judge at any step tried",
@@ -62,7 +62,8 @@ REASONS = ("within rounding error", "within rounding and truncation error",
            "kink: not a subgradient jointly with the other entries at this kink",
            "analytic value is not finite",
            "mismatch only where truncation error dominates; no smaller step decided",
-           "f changes erratically on the scale of the step (aliasing, or f is not deterministic)")
+           "f changes erratically on the scale of the step (aliasing, or f is not deterministic)",
+           "within the error of a one-sided difference (f changes regime nearby on the other side)")
 
 
 def resolution(dtype_u: float) -> float:

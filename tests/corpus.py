@@ -183,7 +183,8 @@ def relu_kinks(rng, dt, n):
 
     grad = w.astype(np.float64) * (x > 0)
     return Case("relu_kinks", x, grad, {"callable": lambda v: fb(v[None])[0],
-                                        "batched": gpucheck.batched(fb)}, bug=None)
+                                        "batched": gpucheck.batched(fb)}, bug=None,
+                extra={"w": w.astype(np.float64)})
 
 
 def abs_kinks(rng, dt, n):
@@ -196,7 +197,8 @@ def abs_kinks(rng, dt, n):
 
     grad = w.astype(np.float64) * np.sign(x)
     return Case("abs_kinks", x, grad, {"callable": lambda v: fb(v[None])[0],
-                                       "batched": gpucheck.batched(fb)}, bug=None)
+                                       "batched": gpucheck.batched(fb)}, bug=None,
+                extra={"w": w.astype(np.float64)})
 
 
 def maxpool_ties(rng, dt, n):
@@ -367,7 +369,11 @@ def bugs(c: Case, seed: int) -> dict:
     if "every_tie" in c.extra:
         out["gradient to every tied maximum"] = c.extra["every_tie"]
     if c.name in ("relu_kinks", "abs_kinks"):
+        # entry 0 sits on the kink for relu: outside [min(0, w), max(0, w)];
+        # for abs it is an ordinary entry, made wrong
         bad = g.copy()
-        bad.flat[0] = -2.0 * abs(bad.flat[0]) - 1.0 if c.name == "relu_kinks" else 3.0 * abs(bad.flat[0]) + 1.0
+        w0 = float(c.extra["w"].flat[0])
+        bad.flat[0] = -np.sign(w0) * (abs(w0) + 1.0) if c.name == "relu_kinks" \
+            else 3.0 * abs(bad.flat[0]) + 1.0
         out["outside the subgradient"] = bad
     return out
