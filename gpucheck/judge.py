@@ -119,6 +119,13 @@ def bound(d1, d2, gain1, gain2, order, sigma, floor):
         ``tol = KAPPA * rounding + TRUNCATION_SAFETY * truncation + floor``.
         ``truncation`` is the Richardson estimate, infinite where D is not
         finite.
+
+    Examples
+    --------
+    >>> tol, rnd, tr = bound(np.array([1.0]), np.array([1.3]), np.array([1e3]),
+    ...                      np.array([5e2]), 2, 1e-9, 0.0)
+    >>> round(float(tr[0]), 12), round(float(tol[0]), 12)
+    (0.1, 0.200008)
     """
     r = 2.0 ** order - 1.0
     with np.errstate(invalid="ignore", over="ignore"):
@@ -209,6 +216,11 @@ def joint_violation(e1, e2, sign):
     concave one, e <= 0.  ``2 e(o) - e(2o) / 2`` removes the quadratic
     term, leaving the first-order part; the result is how far it falls on
     the wrong side (negative: violated).
+
+    Examples
+    --------
+    >>> joint_violation(-1e-6, -2e-6, 1.0)   # e falls linearly below 0: violated
+    -1e-06
     """
     lin = 2.0 * e1 - 0.5 * e2
     return sign * lin

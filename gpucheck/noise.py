@@ -289,7 +289,13 @@ class Floor:
     nondeterministic: float = 0.0
 
     def at(self, magnitude) -> np.ndarray:
-        """The floor for values of about ``magnitude``: half a unit of rounding, or of the quantum."""
+        """The floor for values of about ``magnitude``: half a unit of rounding, or of the quantum.
+
+        Examples
+        --------
+        >>> float(Floor(2.0 ** -11, step=1e-3).at(4.0))
+        0.0009765625
+        """
         m = np.abs(np.asarray(magnitude, dtype=np.float64))
         return np.maximum(np.maximum(0.5 * self.u_out * m, 0.5 * self.step), self.nondeterministic)
 

@@ -184,6 +184,15 @@ class GradCheckResult:
         """With a float64 reference: which of formula and implementation is at fault.
 
         Empty without a reference.
+
+        Examples
+        --------
+        >>> import numpy as np, gpucheck
+        >>> x = np.linspace(-1, 1, 4).astype(np.float16)
+        >>> f = gpucheck.batched(lambda xs: (xs * xs).sum(axis=1))
+        >>> r = gpucheck.check_gradient(f, x, -2 * x.astype(float), reference="float64")
+        >>> r.interpretation()
+        'the gradient formula is wrong: it fails against f evaluated in float64 too'
         """
         if self.reference is None:
             return ""

@@ -65,7 +65,13 @@ def point(x) -> np.ndarray:
 
 
 def grad_roundoff(grad) -> float:
-    """Unit roundoff of the float dtype the gradient came in; 0 for anything else."""
+    """Unit roundoff of the float dtype the gradient came in; 0 for anything else.
+
+    Examples
+    --------
+    >>> grad_roundoff(np.zeros(2, np.float32)) == 2.0 ** -24, grad_roundoff([1, 2])
+    (True, 0.0)
+    """
     dt = getattr(grad, "dtype", None)
     try:
         dt = np.dtype(dt) if dt is not None else None
@@ -79,7 +85,13 @@ def grad_roundoff(grad) -> float:
 
 
 def reference_option(reference):
-    """``reference``: None or 'float64'."""
+    """``reference``: None or 'float64'.
+
+    Examples
+    --------
+    >>> reference_option("float64"), reference_option(None)
+    ('float64', None)
+    """
     if reference is None:
         return None
     if reference in ("float64", np.float64) or (isinstance(reference, np.dtype)
