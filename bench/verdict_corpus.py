@@ -34,7 +34,7 @@ def run(args) -> int:
     dtypes = [np.float64, np.float32]
     low = [np.float16] + ([corpus.BFLOAT16] if corpus.BFLOAT16 is not None else [])
     plan = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for n in args.sizes:
             for dt in dtypes:
                 plan += [(seed, n, dt, c) for c in corpus.cases(seed, dt, n)]
@@ -96,6 +96,7 @@ def run(args) -> int:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--sizes", type=int, nargs="+", default=[3, 6])
     p.add_argument("--kernel-sizes", type=int, nargs="+", default=[8])
     sys.exit(run(p.parse_args()))
