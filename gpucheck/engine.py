@@ -268,6 +268,10 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             is_kink = knk & ~smooth_pass & ~erratic & ~flat_e
             n_k = np.clip(a_e, lo, hi)
             err_k = np.abs(a_e - n_k)
+            # the rounding of one-sided slopes is that of f's terms, which the
+            # noise of |f| can understate and a line across the kink cannot
+            # measure: errors below half the resolution are no kink's fail
+            tk = np.maximum(tk, 0.5 * thr)
             kink_pass = is_kink & (err_k <= tk) & (tk <= thr)
             kink_fail = is_kink & (err_k > tk) & measured
             candidate = finite & ~is_kink & (err_s > tol_s)
@@ -302,6 +306,13 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             trusted_far = ~far_h | (quiet_lo & quiet_hi)
             smooth_fail = candidate & (err_s > fail_bound) & ~trunc_dom & measured & ~erratic \
                 & consistent & ~flat_e & trusted_far
+            # at a step near the default, D(h/2), D(h) and D(2h) that agree with
+            # each other far better than with a leave no doubt, whatever the
+            # Richardson ratio says about the little they differ by
+            spread = np.maximum(np.abs(lo_d), np.abs(hi_d))
+            blatant = candidate & ~far_h & measured & ~erratic & ~flat_e \
+                & (err_s > 8.0 * (spread + tol_s))
+            smooth_fail |= blatant
         _set(s, todo, smooth_pass, judge.PASS,
              np.where(judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd, judge.R_TRUNCATION,
                       judge.R_ROUNDING), d1, tol_s, h_cur[todo])
