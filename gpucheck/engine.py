@@ -1,8 +1,13 @@
 """The pipeline behind the public functions: plan, evaluate, judge, report.
 
-All the points a stage needs (base point, stencil nodes, noise probes, and
-for a sweep every step) go to the backend in one call; only the entries the
-first pass could not settle are evaluated again, at twice the step.
+All the points the first pass needs (the base point three times, stencil
+nodes, noise probes) go to the backend in one call.  Entries it cannot
+settle are refined in rounds, one backend call each: the stencil at h/2, h
+and 2h, and for entries that might fail a line of points that measures the
+noise along their own coordinate; after each round the undecided entries
+move to the step where the error model predicts the smallest bound (see
+:mod:`judge`).  Entries that passed at a kink are finally tested together
+along combined directions.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .diagnose import diagnose
 from .errors import GpuCheckError
 from .functions import Function
 from .result import GradCheckResult, WorstEntry
-from .stencils import Scheme
+from .stencils import Scheme, get_scheme
 from .validate import base_value, where
 
 __all__ = ["Evaluator", "check", "numerical"]
@@ -56,7 +61,11 @@ class Evaluator:
             raise GpuCheckError(
                 f"`f` raised {type(err).__name__}{where(err)} while being evaluated on backend "
                 f"{self.backend!r}: {err}") from err
-        values = ev.values
+        # complex x (the complex-step scheme) keeps f's imaginary part; for
+        # real x the backends have already refused a nonzero one
+        values = np.asarray(ev.values, dtype=np.complex128 if np.iscomplexobj(self.x) else np.float64)
+        if values.shape != idx.shape:
+            raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values for {idx.size} points")
         self.nfev += idx.size
         self.compile_seconds += ev.compile_seconds
         self.run_seconds += ev.run_seconds
@@ -84,109 +93,560 @@ def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     return st.derivative(fv), st, float(f0[0])
 
 
+#: Rounds of refinement (each one backend call for the entries still open).
+MAX_ROUNDS = 5
+#: A step above this multiple of the default is judged against an estimate
+#: at a smaller step before it may fail an entry: far beyond f's scale the
+#: Richardson estimate sees nothing and an aliased quotient looks converged.
+FAR_STEP = 4.0
+
+
+@dataclass
+class _State:
+    """Per-entry working arrays of one check (flat, x's size)."""
+
+    numeric: np.ndarray
+    tol: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    h_used: np.ndarray
+    kink: np.ndarray
+    jump: np.ndarray
+    refined: np.ndarray
+    h_lo: np.ndarray
+    h_hi: np.ndarray
+
+
 def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=None,
-          k_worst: int = 5) -> GradCheckResult:
-    """Run the full check of analytic gradient ``a`` (float64, x's shape)."""
+          k_worst: int = 5, grad_roundoff: float = 0.0) -> GradCheckResult:
+    """Run the full check of analytic gradient ``a`` (float64, x's shape).
+
+    ``grad_roundoff`` is the unit roundoff of the dtype the gradient was
+    given in (0 when unknown): the analytic side's own rounding.
+    """
     t0 = time.perf_counter()
     x = ev.x
+    xf = x.reshape(-1).astype(np.float64)
+    N = xf.size
     u = plan.unit_roundoff(x.dtype)
-    st = plan.points(x, scheme=scheme, eps=eps)
-    probe = noise.probe_points(x, st.h)
-    f0v, fv, pv = ev(ev.base_part(), (st.idx, st.vals), (probe.idx, probe.vals))
-    f0 = base_value(float(f0v[0]))
-    sigma = noise.level(probe, f0, pv, fv)
+    # the analytic side's own rounding: a computation in x's dtype or the
+    # gradient's (float32 at most), and one rounding to the dtype it came in
+    u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     af = a.reshape(-1)
-    n = st.derivative(fv)
+    st = plan.points(x, scheme=scheme, eps=eps)
+    h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
+    probe = noise.probe_points(x, np.minimum(st.h, h_def))
+    base = ev.base_part()
+    # the repeats of the base point sit at the start, after the stencil and
+    # at the end of the call, where a nondeterministic f shows it
+    f0a, fv, f0b, pv, f0c = ev(base, (st.idx, st.vals), base, (probe.idx, probe.vals), base)
+    f0 = base_value(float(f0a[0]))
+    repeats = np.array([f0a[0], f0b[0], f0c[0]])
+    spread = float(np.max(repeats) - np.min(repeats)) if np.all(np.isfinite(repeats)) else float("inf")
+    values = np.concatenate([fv, pv, repeats])
     K = len(scheme.multipliers)
-    node_vals = fv.reshape(K, -1)
-    user_tol = rtol is not None or atol is not None
-    truncation = np.zeros_like(n)
-    kink = np.zeros(n.shape, dtype=bool)
-    refined = np.zeros(n.shape, dtype=bool)
-    h_used = st.h.copy()
+    node_vals = fv.reshape(K, N)
+    pl = pv.reshape(probe.vals.shape)
+    flat = bool(np.any(np.ptp(node_vals, axis=0) == 0) or np.any(np.diff(pl, axis=1) == 0))
+    fl = noise.Floor(noise.output_roundoff(values, u), noise.quantum(values, flat),
+                     spread if np.isfinite(spread) else 0.0)
+    sigma_g = noise.estimate(probe, f0, pv)
+    sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
+    n = st.derivative(fv)
+    with np.errstate(invalid="ignore"):
+        fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
+    sigma1 = np.maximum(sigma_g, fl.at(fmag))
+    gain = st.rounding_gain
+    info = dict(sigma=sigma_g, floor=fl, f0=f0, spread=spread, target=0.0, scale=0.0,
+                nondeterministic=spread > 0, erratic=0, h_tried=(float(np.min(st.h)), float(np.max(st.h))))
 
-    if user_tol:
+    if rtol is not None or atol is not None:
         tol = (atol or 0.0) + (rtol or 0.0) * np.abs(af)
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(n) & (np.abs(n - af) <= tol)
-    else:
-        tol, ok = judge.first_pass(af, n, st.rounding_gain, sigma, u)
-    status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
-    reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
-    if user_tol:
+        status = np.where(ok, judge.PASS, judge.FAIL).astype(np.uint8)
+        reason = np.where(ok, judge.R_ROUNDING, judge.R_MISMATCH).astype(np.uint8)
         nonfinite = ~np.isfinite(n)
         status[nonfinite] = judge.INCONCLUSIVE
         reason[nonfinite] = judge.R_NONFINITE
-    else:
-        flagged = np.flatnonzero(~ok & np.isfinite(af))
-        if flagged.size:
-            refined[flagged] = True
-            known = {m: (node_vals[k, flagged], st.offsets[k, flagged])
-                     for k, m in enumerate(scheme.multipliers)}
-            a_scale = float(np.max(np.abs(af)))
-            h = st.h[flagged]
-            d1, s_, r_, t_, tr_, k_, gain1 = _refine(ev, scheme, flagged, h, f0, sigma, u,
-                                                     af[flagged], a_scale, known)
-            status[flagged], reason[flagged], tol[flagged] = s_, r_, t_
-            truncation[flagged], kink[flagged] = tr_, k_
-            # where truncation, not rounding, sets the tolerance the step was
-            # too large for f (a shift-invariant f at large |x|, say): judge
-            # again at the step the error model says balances the two
-            rounding = judge.KAPPA * sigma * gain1
-            heavy = ~k_ & np.isfinite(tr_) & (judge.TRUNCATION_SAFETY * tr_ > rounding)
-            if np.any(heavy):
-                sub = flagged[heavy]
-                ratio = (sigma * gain1[heavy] / (scheme.order * tr_[heavy])) ** (1.0 / (scheme.order + 1))
-                h3 = h[heavy] * np.clip(ratio, 1e-3, 0.5)
-                try:
-                    d3, s3, r3, t3, tr3, k3, _ = _refine(ev, scheme, sub, h3, f0, sigma, u,
-                                                         af[sub], a_scale, None)
-                except GpuCheckError:  # the smaller step is not representable
-                    d3 = None
-                if d3 is not None:
-                    better = np.isfinite(t3) & (t3 < tol[sub])
-                    j = sub[better]
-                    n[j], status[j], reason[j], tol[j] = d3[better], s3[better], r3[better], t3[better]
-                    truncation[j], kink[j], h_used[j] = tr3[better], k3[better], h3[better]
-        nonfinite_a = ~np.isfinite(af)
-        status[nonfinite_a] = judge.FAIL
-        reason[nonfinite_a] = judge.R_MISMATCH
-        status, reason = judge.mark_uninformative(status, reason, tol, af, n)
+        s = _State(n, tol, status, reason, st.h.copy(), np.zeros(N, bool), np.zeros(N),
+                   np.zeros(N, bool), st.h.copy(), st.h.copy())
+        return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
-    return _result(ev, x, af, n, h_used, tol, status, reason, kink, refined, sigma,
-                   scheme, k_worst, time.perf_counter() - t0)
+    finite_a = np.isfinite(af)
+    a0 = np.where(finite_a, af, 0.0)
+    a_scale = float(np.max(np.abs(a0)))
+    afloor = judge.analytic_floor(a0, u_a, a_scale) + 2.0 * grad_roundoff * np.abs(a0)
+    tol = judge.KAPPA * sigma1 * gain + afloor
+    with np.errstate(invalid="ignore"):
+        err = np.abs(n - af)
+    target = judge.resolution(u)
+    scale = a_scale
+    # an all-zero analytic gradient against an f that never moves: zero to
+    # within a bound at the level of f's own precision is a real answer
+    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(np.abs(xf))))
+    s = _State(numeric=n.copy(), tol=tol.copy(),
+               status=np.full(N, judge.INCONCLUSIVE, np.uint8),
+               reason=np.full(N, judge.R_NOISE, np.uint8), h_used=st.h.copy(),
+               kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
+               h_lo=st.h.copy(), h_hi=st.h.copy())
+    with np.errstate(invalid="ignore"):
+        ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * scale) & finite_a
+    # f never changed at all: the steps are below f's resolution (a
+    # staircase whose quantum is not known yet), and a zero difference says
+    # nothing either way until a larger step moves f
+    suspect = bool(np.all(values[np.isfinite(values)] == f0))
+    was_flat = suspect & np.all(node_vals == f0, axis=0)
+    ok1 &= ~was_flat
+    s.status[ok1] = judge.PASS
+    s.reason[ok1] = judge.R_ROUNDING
+    s.status[~finite_a] = judge.FAIL
+    s.reason[~finite_a] = judge.R_ANALYTIC
+    # an estimate at a step no larger than FAR_STEP defaults, for judging
+    # estimates made at larger steps
+    near = (st.h <= FAR_STEP * h_def) & ~was_flat
+    ref_d = np.where(near, n, np.nan)
+    ref_tol = np.where(near, tol, np.nan)
+    best_tol = np.where(np.isfinite(n), tol, np.inf)
+
+    todo = np.flatnonzero(~ok1 & finite_a)
+    line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
+    line_done = np.zeros(N, bool)
+    with np.errstate(invalid="ignore"):
+        want_line = np.zeros(N, bool)
+        want_line[todo] = ~(err[todo] <= tol[todo])
+    h_cur = st.h.copy()
+    known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
+    flat_x = np.abs(xf)
+    ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
+    h_min = 64.0 * ulp
+    h_max = 4.0 * np.maximum(1.0, flat_x)
+    erratic_any = np.zeros(N, bool)
+    seen = [values]
+    high = np.zeros(N, bool)       # judged with the fourth-order stencil from now on
+    for _ in range(MAX_ROUNDS):
+        if todo.size == 0:
+            break
+        s.refined[todo] = True
+        lines = todo[want_line[todo] & ~line_done[todo]]
+        r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
+                         noise.SPACING * np.minimum(h_cur[lines], h_def[lines]))
+        known = None
+        order = np.where(high[todo], HIGH.order, scheme.order)
+        if lines.size:
+            sig_l, usable = noise.line_sigmas(f0, r["line_values"])
+            line_sigma[lines] = np.where(usable, sig_l, np.nan)
+            line_done[lines] = True
+        seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
+        allv = np.concatenate(seen)
+        if suspect or fl.u_out < u:
+            # f that never moved, or moved too little to show its precision
+            fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
+                             noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
+            suspect = bool(np.all(allv[np.isfinite(allv)] == f0))
+        flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
+        was_flat[todo] |= flat_e
+        fm = np.maximum(r["fmag"], np.abs(f0))
+        own = line_sigma[todo]
+        sigma = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
+        sigma = np.maximum(sigma, fl.at(fm))
+        u_eff = np.maximum(max(u, fl.u_out), fl.step / np.maximum(fm, 1e-300))
+        erratic = sigma > np.sqrt(u_eff) * fm
+        erratic_any[todo] |= erratic
+        afl = afloor[todo]
+        a_e = af[todo]
+        d1, d2 = r["d1"], r["d2"]
+        tol_s, rnd, trunc = judge.bound(d1, d2, r["gain1"], r["gain2"], order, sigma, afl)
+        knk, lo, hi, tk, jmp = judge.kinks(f0, *r["f"], *r["o"], sigma, afl)
+        with np.errstate(invalid="ignore"):
+            err_s = np.abs(d1 - a_e)
+            finite = np.isfinite(d1) & np.isfinite(tol_s)
+            measured = line_done[todo]
+            trunc_dom = judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd
+            # below f's resolution at the near steps, a far one is all there is
+            far = (h_cur[todo] > FAR_STEP * h_def[todo]) & ~was_flat[todo]
+            rd, rt = ref_d[todo], ref_tol[todo]
+            consistent = ~far | (np.abs(d1 - rd) <= tol_s + rt)
+            # the scale of g grows with estimates that could also fail an entry
+            solid = finite & measured & ~erratic & ~trunc_dom & consistent & ~flat_e
+            scale = max(scale, _scale(0.0, d1[solid], tol_s[solid], 0.0))
+            thr = target * scale
+            smooth_pass = finite & (err_s <= tol_s) & (tol_s <= thr) & ~flat_e
+            # f that does not move even at the largest step: its derivative
+            # is zero within the bound there, whatever the scale of g
+            still = np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] >= h_max[todo])
+            smooth_pass |= still & finite & (err_s <= tol_s) & (tol_s <= (thr if a_scale > 0 else still_thr))
+            is_kink = knk & ~smooth_pass & ~erratic & ~flat_e
+            n_k = np.clip(a_e, lo, hi)
+            err_k = np.abs(a_e - n_k)
+            # the rounding of one-sided slopes is that of f's terms, which the
+            # noise of |f| can understate and a line across the kink cannot
+            # measure: errors below half the resolution are no kink's fail
+            tk = np.maximum(tk, 0.5 * thr)
+            kink_pass = is_kink & (err_k <= tk) & (tk <= thr)
+            kink_fail = is_kink & (err_k > tk) & measured
+            candidate = finite & ~is_kink & (err_s > tol_s)
+            # truncation read between h/2 and h, less what rounding explains:
+            # a fail clears both estimates (Richardson from h and 2h alone is
+            # blind where 2h is beyond f's scale)
+            r_half = 2.0 ** order - 1.0
+            # (far beyond the default step, where f's scale may be near, the
+            # whole difference counts: rounding there cannot vouch for it)
+            far_h = h_cur[todo] > FAR_STEP * h_def[todo]
+            t_small = np.abs(d1 - r["d_half"]) - np.where(
+                far_h, 0.0, 2.0 * sigma * (r["gain1"] + r["gain_half"]))
+            t_small = np.maximum(t_small, 0.0) * 2.0 ** order / r_half
+            t_small = np.where(np.isfinite(t_small), t_small, np.inf)
+            fail_bound = tol_s + judge.TRUNCATION_SAFETY * np.maximum(t_small - trunc, 0.0)
+            trunc_dom |= judge.TRUNCATION_SAFETY * t_small > judge.KAPPA * rnd
+            # where both differences stand clear of rounding, their ratio is
+            # 2**p if and only if the step is small for f (asymptotic); far
+            # off it, neither Richardson estimate is worth anything
+            lo_d = d1 - r["d_half"]
+            hi_d = d2 - d1
+            clear = (np.abs(lo_d) > 3.0 * sigma * (r["gain1"] + r["gain_half"])) & \
+                (np.abs(hi_d) > 3.0 * sigma * (r["gain1"] + r["gain2"]))
+            ratio = hi_d / np.where(lo_d != 0, lo_d, 1.0)
+            off = clear & ~((ratio > 2.0 ** order / 3.0) & (ratio < 2.0 ** order * 3.0))
+            trunc_dom |= off
+            # far beyond the default step, where f's scale may be near and
+            # no error model is safe, a fail needs D(h/2), D(h), D(2h) to
+            # agree within rounding: nothing but noise and the mismatch left
+            quiet_lo = np.abs(lo_d) <= 3.0 * sigma * (r["gain1"] + r["gain_half"])
+            quiet_hi = np.abs(hi_d) <= 3.0 * sigma * (r["gain1"] + r["gain2"])
+            trusted_far = ~far_h | (quiet_lo & quiet_hi)
+            smooth_fail = candidate & (err_s > fail_bound) & ~trunc_dom & measured & ~erratic \
+                & consistent & ~flat_e & trusted_far
+            # at a step near the default, D(h/2), D(h) and D(2h) that agree with
+            # each other far better than with a leave no doubt, whatever the
+            # Richardson ratio says about the little they differ by
+            spread = np.maximum(np.abs(lo_d), np.abs(hi_d))
+            blatant = candidate & ~far_h & measured & ~erratic & ~flat_e \
+                & (err_s > 8.0 * (spread + tol_s))
+            smooth_fail |= blatant
+        _set(s, todo, smooth_pass, judge.PASS,
+             np.where(judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd, judge.R_TRUNCATION,
+                      judge.R_ROUNDING), d1, tol_s, h_cur[todo])
+        _set(s, todo, kink_pass, judge.PASS, judge.R_KINK, n_k, tk, h_cur[todo])
+        _set(s, todo, kink_fail, judge.FAIL, judge.R_MISMATCH, n_k, tk, h_cur[todo])
+        _set(s, todo, smooth_fail, judge.FAIL, judge.R_MISMATCH, d1, tol_s, h_cur[todo])
+        s.kink[todo[kink_pass | kink_fail]] = True
+        s.jump[todo] = np.where(kink_pass | kink_fail, jmp, 0.0)
+        decided = smooth_pass | kink_pass | kink_fail | smooth_fail
+        # keep the most precise estimate of the rest for the report
+        cand_tol = np.where(is_kink, tk, tol_s)
+        trusted = consistent & ~(candidate & trunc_dom)
+        better = ~decided & trusted & np.isfinite(cand_tol) & (cand_tol < best_tol[todo])
+        j = todo[better]
+        s.numeric[j] = np.where(is_kink, n_k, d1)[better]
+        s.tol[j] = cand_tol[better]
+        s.h_used[j] = h_cur[todo][better]
+        best_tol[j] = cand_tol[better]
+        s.reason[todo[~decided & erratic]] = judge.R_ERRATIC
+        s.reason[todo[~decided & ~finite]] = judge.R_NONFINITE
+        s.reason[todo[~decided & finite & candidate & trunc_dom & measured]] = judge.R_TRUNC_ONLY
+        # a smaller-step reference for entries judged far out
+        upd = ~far & finite & ~np.isfinite(rd) & ~flat_e
+        ref_d[todo[upd]] = d1[upd]
+        ref_tol[todo[upd]] = tol_s[upd]
+
+        # where to look next
+        h = h_cur[todo]
+        h_next, predicted = judge.next_step(h, d1, d2, r["gain1"], r["gain2"], order, sigma,
+                                            afl, h_min[todo], h_max[todo], thr)
+        # where truncation keeps the second-order bound above what can pass,
+        # a fourth-order stencil goes on from about twice the balanced step
+        switch = ~high[todo] & (order == 2) & ~decided & (predicted > thr) & \
+            np.isfinite(predicted) & (judge.TRUNCATION_SAFETY * trunc > 0.1 * judge.KAPPA * rnd)
+        h_next = np.where(switch, 2.0 * h_next, h_next)
+        high[todo[switch]] = True
+        move = np.zeros(todo.size, bool)
+        same = np.zeros(todo.size, bool)
+        with np.errstate(invalid="ignore"):
+            # a mismatch that only the noise along its own coordinate can confirm
+            same |= ~decided & candidate & ~measured & ~trunc_dom & consistent & ~flat_e
+            # the smooth bound is dominated by truncation, or the step is far
+            # beyond the default with nothing smaller to compare: go smaller
+            down = ~decided & (candidate & (trunc_dom | ~trusted_far) | far & ~consistent
+                               | far & ~np.isfinite(rd))
+            h_down = np.where(far & ~np.isfinite(rd), np.minimum(h_def[todo], h / 2),
+                              np.minimum(h_next, h / 2))
+            h_next = np.where(down, h_down, h_next)
+            move |= down
+            # too vague to pass: go where the model predicts the smallest bound
+            vague = ~decided & ~down & ~same & finite
+            useful = (predicted < 0.7 * np.where(is_kink, tk, tol_s)) & \
+                ((h_next > 1.4 * h) | (h_next < h / 1.4))
+            move |= vague & useful | switch
+            # below f's resolution: grow until f moves
+            h_next = np.where(flat_e & ~decided, judge.MAX_GROWTH * h, h_next)
+            move |= flat_e & ~decided
+            # not finite: a smaller step may stay clear of the singularity
+            nf = ~decided & ~finite
+            h_next = np.where(nf, np.maximum(h / 16, h_min[todo]), h_next)
+            move |= nf & (h / 16 >= h_min[todo])
+        move &= ~erratic
+        h_next = np.clip(h_next, h_min[todo], h_max[todo])
+        move &= (h_next != h) | switch
+        nxt = todo[move | same]
+        h_cur[todo[move]] = h_next[move]
+        s.h_lo[todo[move]] = np.minimum(s.h_lo[todo[move]], h_next[move])
+        s.h_hi[todo[move]] = np.maximum(s.h_hi[todo[move]], h_next[move])
+        want_line[todo[same]] = True
+        todo = nxt
+
+    s.status[~finite_a] = judge.FAIL
+    s.reason[~finite_a] = judge.R_ANALYTIC
+    s.numeric[~finite_a] = n[~finite_a]
+    # entries no central step could settle: a kink or a change of regime
+    # near x on one side, with rounding too large at the steps that avoid
+    # it; a one-sided stencil on the far side can take a larger step
+    rest = np.flatnonzero((s.status == judge.INCONCLUSIVE) & finite_a & ~s.kink & ~erratic_any
+                          & (s.reason != judge.R_NONFINITE))
+    if rest.size and np.isfinite(target * scale) and target * scale > 0:
+        own = line_sigma[rest]
+        sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
+        _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
+                   h_cur[rest], h_max[rest], line_done[rest])
+    _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
+    info.update(target=target, scale=scale, erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
+                h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
+    return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
 
-def _refine(ev, scheme, elements, h, f0, sigma, u, a, a_scale, known):
-    """Judge ``elements`` again from the stencil at h and 2h and the kink nodes.
+def _scale(a_scale, d, tol, floor) -> float:
+    """max|g|, as far as the analytic values and the estimates (less their bounds) show it."""
+    with np.errstate(invalid="ignore"):
+        lower = np.abs(d) - tol
+    lower = lower[np.isfinite(lower)]
+    return max(a_scale, float(np.max(lower)) if lower.size else 0.0, float(floor))
 
-    ``known`` maps multipliers already evaluated at step h to their
-    ``(values, offsets)``; the rest are evaluated now, in one call.
 
-    Returns
-    -------
-    d1, status, reason, tol, truncation, kink, gain1
+def _set(s, elements, mask, status, reason, numeric, tol, h):
+    j = elements[mask]
+    s.status[j] = status
+    s.reason[j] = np.broadcast_to(reason, mask.shape)[mask]
+    s.numeric[j] = numeric[mask]
+    s.tol[j] = tol[mask]
+    s.h_used[j] = h[mask]
+
+
+#: The stencil refinement turns to where truncation limits the second-order one.
+HIGH = get_scheme("central4")
+
+
+def _nodes_mixed(ev, x, scheme, elements, h, known, high, line_elements, line_spacing):
+    """:func:`_nodes` for elements judged with ``scheme`` and, where ``high``, with :data:`HIGH`."""
+    if not np.any(high) or scheme.order >= HIGH.order:
+        return _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing)
+    if np.all(high):
+        return _nodes(ev, x, HIGH, elements, h, None, line_elements, line_spacing)
+    lo = _nodes(ev, x, scheme, elements[~high], h[~high], known, line_elements, line_spacing)
+    hi = _nodes(ev, x, HIGH, elements[high], h[high], None, np.zeros(0, np.int64), line_spacing[:0])
+    out = {}
+    for key in ("d1", "d2", "gain1", "gain2", "fmag", "d_half", "gain_half"):
+        v = np.empty(elements.size)
+        v[~high], v[high] = lo[key], hi[key]
+        out[key] = v
+    for key in ("f", "o"):
+        parts = []
+        for a_lo, a_hi in zip(lo[key], hi[key]):
+            v = np.empty(elements.size)
+            v[~high], v[high] = a_lo, a_hi
+            parts.append(v)
+        out[key] = tuple(parts)
+    if "line_values" in lo:
+        out["line_values"] = lo["line_values"]
+    return out
+
+
+def _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing):
+    """f at the stencil of step h and 2h (and -2h..2h) for ``elements``, plus noise lines.
+
+    One backend call.  ``known`` maps multipliers already evaluated at h
+    (for every element, full length) to ``(values, offsets)``.
     """
-    known = dict(known or {})
-    mult2 = [2 * m for m in scheme.multipliers]
-    need = sorted((set(scheme.multipliers) | set(mult2) | {-2, -1, 1, 2}) - set(known) - {0})
-    extra = plan.stencil(ev.x, need, h, elements)
-    (values,) = ev((extra.idx, extra.vals))
-    values = values.reshape(len(need), -1)
+    mult1 = list(scheme.multipliers)
+    mult2 = [2 * m for m in mult1]
+    need_all = sorted(set(mult1) | set(mult2) | {-2, -1, 1, 2})
+    have = {}
+    if known is not None:
+        for m, (v, o) in known.items():
+            have[m] = (v[elements], o[elements])
+    need = [m for m in need_all if m not in have]
+    sten = plan.stencil(x, need, h, elements, strict=False)
+    # the stencil at h/2 too: a second Richardson estimate, on the small
+    # side, that a fail must also clear
+    half = plan.stencil(x, mult1, h / 2, elements, strict=False)
+    parts = [(sten.idx, sten.vals), (half.idx, half.vals)]
+    if line_elements.size:
+        lv = noise.line_points(x, line_elements, line_spacing)
+        parts.append((np.repeat(line_elements, lv.shape[1]), lv.reshape(-1)))
+    out = ev(*parts)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d_half = (half.weights * out[1].reshape(len(mult1), -1)).sum(axis=0)
+    vals = out[0].reshape(len(need), -1)
     for k, m in enumerate(need):
-        known[m] = (values[k], extra.offsets[k])
-    known[0] = (np.full(elements.size, f0), np.zeros(elements.size))
-    f_at = {m: v for m, (v, _) in known.items()}
-    off_at = {m: o for m, (_, o) in known.items()}
-    w1 = plan.derivative_weights(np.stack([off_at[m] for m in scheme.multipliers]))
-    w2 = plan.derivative_weights(np.stack([off_at[m] for m in mult2]))
-    d1 = (w1 * np.stack([f_at[m] for m in scheme.multipliers])).sum(axis=0)
-    d2 = (w2 * np.stack([f_at[m] for m in mult2])).sum(axis=0)
-    gain1 = np.abs(w1).sum(axis=0)
-    gain2 = np.abs(w2).sum(axis=0)
-    status, reason, tol, trunc, kink = judge.refine(a, d1, d2, gain1, gain2, scheme.order, sigma,
-                                                    u, a_scale, f_at, off_at)
-    return d1, status, reason, tol, trunc, kink, gain1
+        have[m] = (vals[k], sten.offsets[k])
+    f_at = {m: v for m, (v, _) in have.items()}
+    o_at = {m: o for m, (_, o) in have.items()}
+    w1 = plan.derivative_weights(np.stack([o_at[m] for m in mult1]))
+    w2 = plan.derivative_weights(np.stack([o_at[m] for m in mult2]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        d1 = (w1 * np.stack([f_at[m] for m in mult1])).sum(axis=0)
+        d2 = (w2 * np.stack([f_at[m] for m in mult2])).sum(axis=0)
+        # the rounding of D(h) is that of f at its own nodes
+        fmag = np.nanmax(np.abs(np.stack([f_at[m] for m in mult1])), axis=0)
+    res = {"d1": d1, "d2": d2, "gain1": np.abs(w1).sum(axis=0), "gain2": np.abs(w2).sum(axis=0),
+           "f": tuple(f_at[m] for m in (-2, -1, 1, 2)), "o": tuple(o_at[m] for m in (-2, -1, 1, 2)),
+           "fmag": fmag, "d_half": d_half, "gain_half": half.rounding_gain}
+    if line_elements.size:
+        res["line_values"] = out[2].reshape(line_elements.size, -1)
+    return res
+
+
+def _one_sided(ev, x, af, s, elements, f0, sigma, fl, afl, threshold, h_from, h_max, measured):
+    """Judge ``elements`` with second-order one-sided stencils on each side of x.
+
+    Forward ``{0, h, 2h}`` and backward ``{0, -h, -2h}`` differences at a
+    step large enough for rounding (their gain is 4/h), with the same
+    Richardson estimates as the central stencil from h/2, h and 2h.  A side
+    may pass an entry when its estimates obey the h**2 law; a fail needs both
+    sides to agree on it, since the side facing a kink is not to be trusted.
+    """
+    kappa = judge.KAPPA
+    h = np.clip(16.0 * kappa * sigma / threshold, h_from, h_max / 4.0)
+    sides = (1.0, -1.0)
+    mults = (0.5, 1.0, 2.0, 4.0)
+    parts = []
+    stencils = []
+    for side in sides:
+        nodes = []
+        for m in mults:
+            sm = plan.stencil(x, [1], side * m * h, elements, strict=False)
+            nodes.append(sm)
+            parts.append((sm.idx, sm.vals))
+        stencils.append(nodes)
+    out = ev(*parts)
+    verdicts = []
+    k = 0
+    for side, nodes in zip(sides, stencils):
+        f_at = {}
+        o_at = {}
+        for m, sm in zip(mults, nodes):
+            f_at[m] = out[k]
+            o_at[m] = sm.offsets[0]
+            k += 1
+        zeros = np.zeros(elements.size)
+        f0v = np.full(elements.size, f0)
+
+        def deriv(a_, b_):
+            offs = np.stack([zeros, o_at[a_], o_at[b_]])
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                w = plan.derivative_weights(offs)
+                d = (w * np.stack([f0v, f_at[a_], f_at[b_]])).sum(axis=0)
+            return d, np.abs(w).sum(axis=0)
+
+        d_half, g_half = deriv(0.5, 1.0)
+        d1, g1 = deriv(1.0, 2.0)
+        d2, g2 = deriv(2.0, 4.0)
+        fm = np.maximum(np.nanmax(np.abs(np.stack([f_at[1.0], f_at[2.0]])), axis=0), abs(f0))
+        sig = np.maximum(sigma, fl.at(fm))
+        with np.errstate(invalid="ignore", over="ignore"):
+            tol, rnd, trunc = judge.bound(d1, d2, g1, g2, 2, sig, afl)
+            lo_d, hi_d = d1 - d_half, d2 - d1
+            clear_lo = np.abs(lo_d) > 3.0 * sig * (g1 + g_half)
+            clear_hi = np.abs(hi_d) > 3.0 * sig * (g1 + g2)
+            ratio = hi_d / np.where(lo_d != 0, lo_d, 1.0)
+            lawful = ~(clear_lo & clear_hi) | ((ratio > 4.0 / 3.0) & (ratio < 12.0))
+            lawful &= ~(clear_hi & ~clear_lo) & ~(clear_lo & ~clear_hi)
+            t_small = np.maximum(np.abs(lo_d) - 2.0 * sig * (g1 + g_half), 0.0) * 4.0 / 3.0
+            err = np.abs(d1 - af[elements])
+            finite = np.isfinite(d1) & np.isfinite(tol)
+            ok = finite & lawful & (err <= tol) & (tol <= threshold)
+            bad = finite & lawful & measured & \
+                (err > tol + judge.TRUNCATION_SAFETY * np.maximum(t_small - trunc, 0.0))
+        verdicts.append((ok, bad, d1, tol, h))
+    (ok_f, bad_f, d_f, tol_f, _), (ok_b, bad_b, d_b, tol_b, _) = verdicts
+    take_f = ok_f & (~ok_b | (tol_f <= tol_b))
+    take_b = ok_b & ~take_f
+    for take, d, tol in ((take_f, d_f, tol_f), (take_b, d_b, tol_b)):
+        _set(s, elements, take, judge.PASS, judge.R_ONE_SIDED, d, tol, h)
+    fail = bad_f & bad_b & ~take_f & ~take_b
+    both = np.maximum(tol_f, tol_b)
+    # the estimate nearer the analytic value, and a bound it still exceeds
+    d_near = np.where(np.abs(d_f - af[elements]) <= np.abs(d_b - af[elements]), d_f, d_b)
+    _set(s, elements, fail & (np.abs(d_near - af[elements]) > both), judge.FAIL,
+         judge.R_MISMATCH, d_near, both, h)
+    s.refined[elements] = True
+    s.h_hi[elements] = np.maximum(s.h_hi[elements], h)
+
+
+#: Random +-1 directions (and their negatives) tested per group of kinks,
+#: besides the all-plus and all-minus ones.
+JOINT_DIRECTIONS = 3
+
+
+def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
+    """Test entries that passed at a kink jointly, along combined directions.
+
+    Kinks are grouped by the sign of their jump (convex, like relu and max,
+    or concave); within a group the analytic values must satisfy the
+    subgradient inequality along the sum of the kink coordinates and along
+    random +-1 combinations, not only one coordinate at a time.  A group
+    that violates it fails as a whole.
+    """
+    flat = x.reshape(-1)
+    for sign in (1.0, -1.0):
+        members = np.flatnonzero(s.kink & (s.status == judge.PASS) & (np.sign(s.jump) == sign))
+        if members.size < 2:
+            continue
+        rng = np.random.default_rng(members.size)
+        dirs = [np.ones(members.size), -np.ones(members.size)]
+        for _ in range(JOINT_DIRECTIONS):
+            d = rng.choice([-1.0, 1.0], size=members.size)
+            dirs += [d, -d]
+        h = s.h_used[members]
+        base = flat[members].astype(np.float64)
+        worst = None
+        for d in dirs:
+            es, os_, fs = [], [], []
+            for t in (1.0, 2.0):
+                xp = x.copy()
+                pf = xp.reshape(-1)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    pf[members] = (base + t * d * h).astype(x.dtype)
+                o = pf[members].astype(np.float64) - base
+                sub = Evaluator(ev.func, xp, ev.backend, executor=ev.executor)
+                (v,) = sub(sub.base_part())
+                ev.nfev += sub.nfev
+                ev.compile_seconds += sub.compile_seconds
+                ev.run_seconds += sub.run_seconds
+                fv = float(v[0])
+                es.append(fv - f0 - float(np.dot(af[members], o)))
+                os_.append(o)
+                fs.append(fv)
+            if not all(np.isfinite(fs)):
+                continue
+            o = os_[0]
+            viol = judge.joint_violation(es[0], es[1], sign)
+            sig = max(sigma_g, float(np.max(fl.at(np.abs(np.array(fs + [f0]))))))
+            # rounding, and the resolution every entry is held to: a joint
+            # violation smaller than that along o is no more a fail than an
+            # entry's error below its threshold (the terms of f, not |f|,
+            # set the rounding here, and f may be near zero)
+            tol = max(judge.KAPPA * sig * 3.0, threshold * float(np.sum(np.abs(o)))) \
+                + float(np.dot(afloor[members], np.abs(o))) * 2.5
+            if viol < -tol and (worst is None or -viol / tol > worst[0]):
+                worst = (-viol / tol, viol * sign, tol, o)
+        if worst is not None:
+            _, lin, tol, o = worst
+            oo = float(np.dot(o, o))
+            s.status[members] = judge.FAIL
+            s.reason[members] = judge.R_JOINT
+            # the nearest analytic values that satisfy the violated inequality
+            s.numeric[members] = af[members] + lin * o / oo
+            s.tol[members] = tol * np.abs(o) / oo
 
 
 def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
@@ -206,18 +666,20 @@ def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
     return num / den
 
 
-def _result(ev, x, af, n, h_used, tol, status, reason, kink, refined, sigma, scheme, k_worst,
-            seconds) -> GradCheckResult:
+def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=None) -> GradCheckResult:
+    n, tol, status, reason = s.numeric, s.tol, s.status, s.reason
     with np.errstate(invalid="ignore", divide="ignore"):
         abs_err = np.abs(n - af)
         big = np.maximum(np.abs(n), np.abs(af))
         rel_err = np.where(big > 0, abs_err / np.where(big > 0, big, 1.0), 0.0)
         ratio = np.where(tol > 0, abs_err / np.where(tol > 0, tol, 1.0), np.where(abs_err > 0, np.inf, 0.0))
     ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    # failing entries first, then the largest error relative to tolerance
-    key = ratio + np.where(status == judge.FAIL, 1e300, 0.0)
+    rel_err = np.where(np.isnan(rel_err), np.inf, rel_err)
+    # failing entries first, then inconclusive, then passing; within each,
+    # the largest error relative to the tolerance first
+    rank = np.select([status == judge.FAIL, status == judge.INCONCLUSIVE], [0, 1], 2)
     k = min(k_worst, n.size)
-    order = np.argsort(-key, kind="stable")[:k]
+    order = np.lexsort((np.arange(n.size), -ratio, rank))[:k]
     names = np.asarray(judge.STATUS_NAMES)
     worst = tuple(
         WorstEntry(tuple(int(i) for i in np.unravel_index(int(j), x.shape)), float(n[j]), float(af[j]),
@@ -226,18 +688,66 @@ def _result(ev, x, af, n, h_used, tol, status, reason, kink, refined, sigma, sch
         for j in order)
     overall = judge.overall(status)
     shape = x.shape
+    failed = status.reshape(shape) == judge.FAIL
     return GradCheckResult(
         status=overall, passed=overall == "pass",
         discrepancy=discrepancy(n, af),
         numeric=n.reshape(shape), analytic=af.reshape(shape),
         abs_error=abs_err.reshape(shape), rel_error=rel_err.reshape(shape),
         tolerance=tol.reshape(shape), element_status=names[status].reshape(shape),
-        worst=worst, eps=h_used.reshape(shape), backend=ev.backend, nfev=ev.nfev,
-        seconds=seconds, scheme=scheme.name, dtype=str(x.dtype), noise=float(sigma),
+        worst=worst, eps=s.h_used.reshape(shape), backend=ev.backend, nfev=ev.nfev,
+        seconds=seconds, scheme=scheme_name or scheme.name, dtype=str(x.dtype),
+        noise=float(info["sigma"]),
         n_failed=int(np.sum(status == judge.FAIL)),
         n_inconclusive=int(np.sum(status == judge.INCONCLUSIVE)),
-        n_kinks=int(np.sum(kink)), n_refined=int(np.sum(refined)),
-        diagnosis=diagnose(n.reshape(shape), af.reshape(shape), status.reshape(shape) == judge.FAIL)
-        if overall == "fail" else "",
+        n_kinks=int(np.sum(s.kink)), n_refined=int(np.sum(s.refined)),
+        diagnosis=diagnose(n.reshape(shape), af.reshape(shape), failed,
+                           (reason == judge.R_JOINT).reshape(shape)) if overall == "fail" else "",
         compile_seconds=ev.compile_seconds,
+        resolution=float(info["target"]),
+        nondeterministic=bool(info["nondeterministic"]),
+        advice=_advice(x, s, info, overall),
+        n_joint_failed=int(np.sum(reason == judge.R_JOINT)),
+        n_kink_decided=int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
+        n_refined_decided=int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
     )
+
+
+def _advice(x, s: _State, info, overall) -> str:
+    """What the numbers cannot tell, why, and what the user can do."""
+    notes = []
+    fl = info["floor"]
+    f0 = info["f0"]
+    u = plan.unit_roundoff(x.dtype)
+    if info["nondeterministic"]:
+        notes.append(f"f is not deterministic: three evaluations at the same x differ by up to "
+                     f"{info['spread']:.2e}; that spread is treated as noise. Make f deterministic "
+                     f"(fixed seeds, no atomics or unordered reductions) for a sharper check.")
+    open_ = s.status == judge.INCONCLUSIVE
+    if not np.any(open_):
+        return " ".join(notes)
+    k = int(np.sum(open_))
+    lo, hi = info["h_tried"]
+    steps = f"{lo:.1e}" if lo == hi else f"{lo:.1e} to {hi:.1e}"
+    ulps = info["sigma"] / (u * abs(f0)) if f0 != 0 else float("inf")
+    notes.append(f"{k} entr{'y' if k == 1 else 'ies'} undecided after steps from {steps}: no step "
+                 f"brought the error bound below {info['target']:.1%} of max|g| "
+                 f"({info['target'] * info['scale']:.2e}).")
+    nonfinite = open_ & (s.reason == judge.R_NONFINITE)
+    if np.any(nonfinite):
+        notes.append("f is not finite near x at some steps.")
+    if info["erratic"]:
+        notes.append(f"{info['erratic']} of them: f changes erratically on the scale of the step "
+                     f"(the step is far beyond f's scale, or f is not deterministic); no "
+                     f"representable step resolves f there.")
+    if fl.step > 0:
+        notes.append(f"f's values are rounded to multiples of {fl.step:.3g}: return them unrounded.")
+    elif fl.u_out > u:
+        notes.append(f"f returns its values rounded to a {fl.u_out:.1e}-unit precision, coarser than "
+                     f"x's dtype: return them in x's precision.")
+    notes.append(f"f's noise is {info['sigma']:.2e} (about {ulps:.3g} units of rounding of "
+                 f"|f(x)| = {abs(f0):.3g}). What helps: evaluate f in higher precision "
+                 f"(reference='float64' separates a wrong formula from a noisy implementation), "
+                 f"accumulate sums in float64, subtract large constant offsets from f, or pass a "
+                 f"step with `eps` that suits f's scale.")
+    return " ".join(notes)

@@ -16,13 +16,38 @@ import numpy as np
 from .errors import GpuCheckError
 from .stencils import Scheme, derivative_weights
 
-__all__ = ["unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
+__all__ = ["float_info", "unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
            "points", "combine"]
 
 
+def float_info(dtype):
+    """``finfo`` of a float dtype, bfloat16 (from ml_dtypes) included.
+
+    Examples
+    --------
+    >>> float(float_info(np.float16).eps)
+    0.0009765625
+    """
+    dt = np.dtype(dtype)
+    try:
+        return np.finfo(dt)
+    except ValueError:
+        # NumPy does not know ml_dtypes' types; they are only ever here
+        # when ml_dtypes is installed, since x already has that dtype
+        import ml_dtypes
+
+        return ml_dtypes.finfo(dt)
+
+
 def unit_roundoff(dtype) -> float:
-    """Unit roundoff u of a float dtype (2**-24 for float32, 2**-53 for float64)."""
-    return float(np.finfo(dtype).eps) / 2.0
+    """Unit roundoff u of a float dtype (2**-24 for float32, 2**-53 for float64).
+
+    Examples
+    --------
+    >>> unit_roundoff(np.float32) == 2.0 ** -24
+    True
+    """
+    return float(float_info(dtype).eps) / 2.0
 
 
 def default_eps(dtype, scheme: Scheme) -> float:
@@ -86,14 +111,17 @@ class Stencil:
         return (self.weights * v).sum(axis=0)
 
 
-def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None) -> Stencil:
+def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None, *,
+            strict: bool = True) -> Stencil:
     """Build the nodes ``x_i + c * h_i`` for the given elements.
 
     Raises
     ------
     GpuCheckError
         If a step is so small that a node rounds back onto ``x_i`` (the
-        difference would be 0/0) or a node overflows.
+        difference would be 0/0) or a node overflows, unless ``strict`` is
+        False: then such elements get non-finite weights, and the caller
+        treats their derivative as not finite.
     """
     flat = x.reshape(-1)
     if elements is None:
@@ -105,6 +133,13 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
     with np.errstate(over="ignore", invalid="ignore"):
         vals = (base[None, :] + mult * h[None, :]).astype(x.dtype)
     offsets = vals.astype(np.float64) - base[None, :]
+    if not strict:
+        bad = ~np.all(np.isfinite(offsets) & (offsets != 0.0), axis=0)
+        # such nodes are evaluated at x itself: harmless, and never used
+        vals[:, bad] = flat[elements[bad]]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            weights = derivative_weights(np.where(bad, np.nan, offsets))
+        return Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
     if not np.all(np.isfinite(offsets)):
         bad = int(elements[np.argmax(~np.all(np.isfinite(offsets), axis=0))])
         raise GpuCheckError(

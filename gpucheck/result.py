@@ -183,6 +183,23 @@ class GradCheckResult:
         For :func:`gpucheck.check_vjp` and :func:`gpucheck.check_jvp`: the
         number of random cotangents; the per-entry arrays then carry them
         on a leading axis.  0 otherwise.
+    resolution : float
+        The largest error bound, as a share of max|g|, at which an entry may
+        pass: an error larger than about 1.5 times this in one entry fails.
+    nondeterministic : bool
+        f returned different values for the same input.
+    advice : str
+        What the check could not decide, the steps it tried, and what to
+        do; notes on a nondeterministic f.  Empty when there is nothing to say.
+    n_joint_failed : int
+        Entries failed by the joint test of kinks (each valid alone, not
+        together).
+    n_kink_decided, n_refined_decided : int
+        Entries decided at a kink, and (other) entries decided only after
+        refinement at other steps.
+    reference : GradCheckResult or None
+        With ``reference="float64"``: the same check with f evaluated on a
+        float64 copy of x.
     """
 
     status: str
@@ -210,6 +227,13 @@ class GradCheckResult:
     compile_seconds: float = 0.0
     inputs: tuple = ()
     cotangents: int = 0
+    resolution: float = 0.0
+    nondeterministic: bool = False
+    advice: str = ""
+    n_joint_failed: int = 0
+    n_kink_decided: int = 0
+    n_refined_decided: int = 0
+    reference: Optional["GradCheckResult"] = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -222,12 +246,55 @@ class GradCheckResult:
         """One line: the verdict and the headline numbers."""
         n = self.numeric.size
         parts = [f"{self.status.upper()}: {n - self.n_failed - self.n_inconclusive}/{n} entries agree"]
+        decided_by = []
+        if self.n_kink_decided:
+            decided_by.append(f"{self.n_kink_decided} at kinks")
+        if self.n_refined_decided:
+            decided_by.append(f"{self.n_refined_decided} after refinement at other steps")
+        if decided_by:
+            parts[0] += f" ({', '.join(decided_by)})"
         if self.n_failed:
-            parts.append(f"{self.n_failed} fail")
+            parts.append(f"{self.n_failed} fail"
+                         + (f" ({self.n_joint_failed} jointly at a kink)" if self.n_joint_failed else ""))
         if self.n_inconclusive:
             parts.append(f"{self.n_inconclusive} inconclusive")
+        if self.nondeterministic:
+            parts.append("f is not deterministic")
         parts.append(f"discrepancy {self.discrepancy:.3e}")
-        return ", ".join(parts)
+        line = ", ".join(parts)
+        if self.reference is not None:
+            line += f"; float64 reference: {self.reference.status.upper()}"
+        return line
+
+    def interpretation(self) -> str:
+        """With a float64 reference: which of formula and implementation is at fault.
+
+        Empty without a reference.
+
+        Examples
+        --------
+        >>> import numpy as np, gpucheck
+        >>> x = np.linspace(-1, 1, 4).astype(np.float16)
+        >>> f = gpucheck.batched(lambda xs: (xs * xs).sum(axis=1))
+        >>> r = gpucheck.check_gradient(f, x, -2 * x.astype(float), reference="float64")
+        >>> r.interpretation()
+        'the gradient formula is wrong: it fails against f evaluated in float64 too'
+        """
+        if self.reference is None:
+            return ""
+        ref, low = self.reference.status, self.status
+        if ref == "fail":
+            return ("the gradient formula is wrong: it fails against f evaluated in float64 too")
+        if ref == "inconclusive":
+            return "even in float64 the numerics cannot decide; see the reference's advice"
+        if low == "pass":
+            return f"the gradient formula is right, and the {self.dtype} implementation agrees with it"
+        if low == "fail":
+            return (f"the gradient formula is right (float64 reference passes), but f evaluated in "
+                    f"{self.dtype} departs from it beyond its rounding noise: the low-precision "
+                    f"implementation is inaccurate")
+        return (f"the gradient formula is right (float64 reference passes); in {self.dtype} f is too "
+                f"noisy to confirm it at this resolution")
 
     def __str__(self) -> str:
         n = self.numeric.size
@@ -254,6 +321,14 @@ class GradCheckResult:
                              + (f" ({w.note})" if w.note else ""))
         if self.diagnosis:
             lines.append(f"  likely cause: {self.diagnosis}")
+        if self.resolution:
+            lines.append(f"  resolution: a pass means no entry is off by more than about "
+                         f"{1.5 * self.resolution:.1%} of max|g|")
+        if self.advice:
+            lines.append(_wrap("  note: " + self.advice, indent="    "))
+        if self.reference is not None:
+            lines.append(f"  float64 reference: {self.reference.summary()}")
+            lines.append(_wrap("  => " + self.interpretation(), indent="     "))
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -279,6 +354,11 @@ class GradCheckResult:
             "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
             "n_kinks": self.n_kinks, "n_refined": self.n_refined, "diagnosis": self.diagnosis,
             "inputs": [v.to_dict() for v in self.inputs], "cotangents": self.cotangents,
+            "resolution": float(self.resolution), "nondeterministic": self.nondeterministic,
+            "advice": self.advice, "n_joint_failed": self.n_joint_failed,
+            "n_kink_decided": self.n_kink_decided, "n_refined_decided": self.n_refined_decided,
+            "reference": None if self.reference is None else self.reference.to_dict(),
+            "interpretation": self.interpretation(),
         }
 
     def _point_text(self) -> str:
@@ -338,6 +418,8 @@ class GradCheckResult:
         for k in _ENTRY_ARRAYS:
             d.pop(k, None)
         d["entries"] = int(self.numeric.size)
+        if self.reference is not None:
+            d["reference"] = self.reference.summary_dict()
         return d
 
 
@@ -429,7 +511,7 @@ class SweepResult:
         return plot_sweep(self, path, title=title)
 
 
-def _wrap(text: str, width: int = 88) -> str:
+def _wrap(text: str, width: int = 88, indent: str = "") -> str:
     import textwrap
 
-    return "\n".join(textwrap.fill(p, width) for p in text.split("\n"))
+    return "\n".join(textwrap.fill(p, width, subsequent_indent=indent) for p in text.split("\n"))

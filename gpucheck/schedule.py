@@ -103,7 +103,7 @@ class Outcome:
     Attributes
     ----------
     values : numpy.ndarray
-        f at every point, float64, in the order of the points.
+        f at every point, float64 (complex128 for complex x), in the order of the points.
     compile_seconds, run_seconds : float
         Compile time, and evaluation time with compile time excluded.
     backend : str
@@ -372,10 +372,16 @@ class Runner:
             return self._run_remote(idx, vals, report)
         return self._run_local(idx, vals, report)
 
+    @property
+    def _value_dtype(self):
+        # complex x (the complex-step scheme) keeps f's imaginary part; for
+        # real x the backends have already refused a nonzero one
+        return np.complex128 if np.iscomplexobj(self.x) else np.float64
+
     def _run_local(self, idx, vals, report: _Report) -> Outcome:
         impl = backends.get(self.backend)
         total = idx.size
-        out = np.empty(total, dtype=np.float64)
+        out = np.empty(total, dtype=self._value_dtype)
         compile_s = run_s = 0.0
         start = chunks = 0
         while start < total:
@@ -385,7 +391,7 @@ class Runner:
             ev = impl.evaluate(self.func, self.x, idx[start:stop], vals[start:stop],
                                progress=report.inner(start))
             wall = time.perf_counter() - t0
-            values = np.asarray(ev.values, dtype=np.float64)
+            values = np.asarray(ev.values, dtype=self._value_dtype)
             if values.shape != (size,):
                 raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values "
                                     f"for {size} points")
@@ -407,7 +413,7 @@ class Runner:
             self._remote = executors.Remote(self.executor, self.func, self.x, self.backend)
         remote = self._remote
         total = idx.size
-        out = np.empty(total, dtype=np.float64)
+        out = np.empty(total, dtype=self._value_dtype)
         t_start = time.perf_counter()
         compile_s = 0.0
         names = set()
@@ -428,7 +434,7 @@ class Runner:
                 for fut in remote.wait(list(pending)):
                     a, b = pending.pop(fut)
                     values, c_s, r_s, name = remote.result(fut, a)
-                    values = np.asarray(values, dtype=np.float64)
+                    values = np.asarray(values, dtype=self._value_dtype)
                     if values.shape != (b - a,):
                         raise GpuCheckError(f"a worker returned {values.shape} values for "
                                             f"{b - a} points")

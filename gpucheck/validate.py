@@ -21,7 +21,8 @@ from .inputs import Inputs, single
 __all__ = ["as_host_array", "point", "inputs", "like_inputs", "analytic", "eps_option",
            "eps_list", "tolerance_option", "positive_int", "progress_option", "params",
            "base_value", "fraction_option", "finite_real", "positive_real", "choice", "flag",
-           "numeric_array", "same_shape", "executor_option", "worker_backend"]
+           "numeric_array", "same_shape", "executor_option", "worker_backend",
+           "grad_roundoff", "reference_option", "scheme_option", "form_supports"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -51,17 +52,25 @@ def as_host_array(value, name: str) -> np.ndarray:
     return arr
 
 
+#: The dtypes x may have; bfloat16 is ml_dtypes' (``pip install ml_dtypes``).
+POINT_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
 def point(x, name: str = "x") -> np.ndarray:
-    """Validate the point x: float32 or float64, non-empty, finite; C-contiguous copy."""
+    """Validate the point x: float64, float32, float16 or bfloat16, non-empty, finite.
+
+    Returns a C-contiguous copy.
+    """
     arr = as_host_array(x, name)
-    if arr.dtype not in (np.float32, np.float64):
+    if arr.dtype.name not in POINT_DTYPES or (arr.dtype.name == "bfloat16" and arr.dtype.kind != "V"):
         raise GpuCheckError(
-            f"`{name}` must be float32 or float64, got {arr.dtype}; convert it with "
-            "x.astype(np.float64) (or float32 to check a float32 implementation)")
+            f"`{name}` must be float64, float32, float16 or bfloat16 (ml_dtypes), got {arr.dtype}; "
+            "convert it with x.astype(np.float64) (or float32 to check a float32 implementation)")
     if arr.size == 0:
         raise GpuCheckError(f"`{name}` must have at least one element, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.unravel_index(int(np.argmax(~np.isfinite(arr))), arr.shape)
+    finite = np.isfinite(arr.astype(np.float64))
+    if not np.all(finite):
+        bad = np.unravel_index(int(np.argmax(~finite)), arr.shape)
         raise GpuCheckError(f"`{name}` must be finite, got {arr[bad]!r} at index "
                             f"{tuple(int(i) for i in bad)}")
     return np.array(arr, order="C", copy=True)
@@ -165,6 +174,73 @@ def like_inputs(value, structure: Inputs, name: str) -> list:
     return list(value)
 
 
+def grad_roundoff(grad) -> float:
+    """Unit roundoff of the float dtype the gradient came in; 0 for anything else.
+
+    Examples
+    --------
+    >>> grad_roundoff(np.zeros(2, np.float32)) == 2.0 ** -24, grad_roundoff([1, 2])
+    (True, 0.0)
+    """
+    dt = getattr(grad, "dtype", None)
+    try:
+        dt = np.dtype(dt) if dt is not None else None
+    except TypeError:
+        return 0.0
+    if dt is None or dt.name not in POINT_DTYPES:
+        return 0.0
+    from .plan import unit_roundoff
+
+    return unit_roundoff(dt)
+
+
+def reference_option(reference):
+    """``reference``: None or 'float64'.
+
+    Examples
+    --------
+    >>> reference_option("float64"), reference_option(None)
+    ('float64', None)
+    """
+    if reference is None:
+        return None
+    if reference in ("float64", np.float64) or (isinstance(reference, np.dtype)
+                                                 and reference == np.float64):
+        return "float64"
+    raise GpuCheckError(f"`reference` must be None or 'float64', got {reference!r}")
+
+
+def scheme_option(scheme, x: np.ndarray, kind: str, rtol, atol) -> str:
+    """``scheme``: the complex step needs a callable or batched f and float32/float64 x."""
+    if scheme != "complex":
+        from .stencils import SCHEMES
+
+        if not isinstance(scheme, str) or scheme not in SCHEMES:
+            raise GpuCheckError(f"`scheme` must be one of "
+                                f"{', '.join(repr(s) for s in (*SCHEMES, 'complex'))}, got {scheme!r}")
+        return scheme
+    if kind in COMPILED_KINDS:
+        raise GpuCheckError("`scheme` 'complex' needs a callable or batched `f` that accepts "
+                            f"complex input; {kind} functions are compiled for real x only")
+    if x.dtype.name not in ("float32", "float64"):
+        raise GpuCheckError(f"`scheme` 'complex' needs float32 or float64 `x`, got {x.dtype}")
+    return scheme
+
+
+#: Forms of f that numba compiles: float32 and float64 x only, real x only.
+COMPILED_KINDS = ("kernel", "rowwise", "layer")
+
+
+def form_supports(kind: str, dtype) -> None:
+    """Compiled forms of f take float32 and float64 x only (numba has no float16 CPU arrays)."""
+    if kind in COMPILED_KINDS and np.dtype(dtype).name not in ("float32", "float64"):
+        what = "built-in layers" if kind == "layer" else f"{kind} functions"
+        raise GpuCheckError(
+            f"`x` is {np.dtype(dtype).name}, which {what} do not support (numba compiles "
+            "float32 and float64); pass f as a callable or a batched function to check a "
+            "low-precision implementation")
+
+
 def analytic(grad, x: np.ndarray, structure: Inputs | None = None, name: str = "grad") -> np.ndarray:
     """The analytic gradient as float64 of the point's shape; ``grad`` may be callable.
 
@@ -189,7 +265,8 @@ def analytic(grad, x: np.ndarray, structure: Inputs | None = None, name: str = "
         if arr.shape != tuple(shape):
             whose = "x's" if structure.single else f"{input_name}'s"
             raise GpuCheckError(f"`{label}` must have {whose} shape {tuple(shape)}, got {arr.shape}")
-        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+                or arr.dtype.name == "bfloat16"):
             raise GpuCheckError(f"`{label}` must be a real numeric array, got dtype {arr.dtype}")
         parts.append(np.asarray(arr, dtype=np.float64).reshape(-1))
     return np.concatenate(parts).reshape(x.shape)

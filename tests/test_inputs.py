@@ -257,7 +257,7 @@ def test_dict_grad_keys_must_match():
     ({}, "empty dict"),
     ({1: np.ones(2)}, "str keys"),
     ((np.ones(2), 3.0), "arrays only"),
-    ((np.ones(2), np.ones(2, dtype=np.int64)), r"`x\[1\]` must be float32 or float64"),
+    ((np.ones(2), np.ones(2, dtype=np.int64)), r"`x\[1\]` must be float64, float32, float16 or bfloat16"),
     ({"w": np.array([1.0, np.nan])}, r"`x\['w'\]` must be finite"),
 ])
 def test_bad_structures(x, match):

@@ -148,3 +148,68 @@ def test_verdict_batched_agrees_with_callable(n, seed, dtype):
     bad = exact.copy()
     bad[typical_entry(exact)] *= 1.05
     assert gpucheck.check_gradient(gpucheck.batched(fb), x, bad, backend="cpu").status == "fail"
+
+
+# ------------------------------------------------- invariants of the verdict
+
+def smooth_batched(n, seed, dtype):
+    """A random smooth f (sin, exp, tanh, a coupling term) as a batched function, with its gradient."""
+    rng = np.random.default_rng(seed)
+    a, b, c, d, e = (rng.uniform(-2, 2, size=n) for _ in range(5))
+    q = rng.uniform(-1, 1, size=n)
+    x = rng.uniform(-2, 2, size=n).astype(dtype)
+    p = [v.astype(dtype) for v in (a, b, c, d, e, q)]
+
+    def fb(xs):
+        a_, b_, c_, d_, e_, q_ = p
+        return (a_ * np.sin(b_ * xs) + c_ * np.exp(d_ * xs) + np.tanh(e_ * xs)).sum(axis=1) \
+            + np.sin(xs @ q_)
+
+    x64 = x.astype(np.float64)
+    grad = a * b * np.cos(b * x64) + c * d * np.exp(d * x64) + e / np.cosh(e * x64) ** 2 \
+        + q * np.cos(q @ x64)
+    return fb, x, grad
+
+
+@FAST
+@given(n=st.integers(1, 10), seed=seeds, dtype=dtypes)
+def test_a_correct_gradient_never_fails(n, seed, dtype):
+    fb, x, grad = smooth_batched(n, seed, dtype)
+    r = gpucheck.check_gradient(gpucheck.batched(fb), x, grad, backend="cpu")
+    assert r.status != "fail", str(r)
+    assert r.status == "pass" or dtype == np.float32, str(r)
+
+
+@FAST
+@given(n=st.integers(1, 10), seed=seeds, dtype=dtypes, k=st.integers(-30, 30),
+       wrong=st.booleans())
+def test_scaling_f_by_a_power_of_two_keeps_the_verdict(n, seed, dtype, k, wrong):
+    fb, x, grad = smooth_batched(n, seed, dtype)
+    if wrong:
+        grad = grad.copy()
+        grad[typical_entry(grad)] *= 1.02
+    s = dtype(2.0 ** k)
+    r1 = gpucheck.check_gradient(gpucheck.batched(fb), x, grad, backend="cpu")
+    r2 = gpucheck.check_gradient(gpucheck.batched(lambda xs: fb(xs) * s), x, grad * 2.0 ** k,
+                                 backend="cpu")
+    assert r1.status == r2.status, (k, str(r1), str(r2))
+    assert np.array_equal(r1.element_status, r2.element_status)
+
+
+@FAST
+@given(n=st.integers(2, 12), seed=seeds, dtype=dtypes, n_bad=st.integers(0, 4))
+def test_the_worst_list_is_sorted(n, seed, dtype, n_bad):
+    fb, x, grad = smooth_batched(n, seed, dtype)
+    rng = np.random.default_rng(seed)
+    bad = grad.copy()
+    for j in rng.choice(n, size=min(n, n_bad), replace=False):
+        bad[j] *= 1 + rng.uniform(0.01, 0.5)
+    r = gpucheck.check_gradient(gpucheck.batched(fb), x, bad, backend="cpu", worst=n)
+    rank = {"fail": 0, "inconclusive": 1, "pass": 2}
+    keys = [(rank[w.status], -(w.abs_error / w.tolerance if w.tolerance > 0 else np.inf))
+            for w in r.worst]
+    assert keys == sorted(keys)
+    # failing entries are exactly those whose error exceeds the tolerance
+    st_ = np.asarray(r.element_status)
+    assert np.all(r.abs_error[st_ == "pass"] <= r.tolerance[st_ == "pass"])
+    assert np.all(~(r.abs_error[st_ == "fail"] <= r.tolerance[st_ == "fail"]))

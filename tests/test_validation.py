@@ -39,16 +39,16 @@ def test_callable_grad_with_wrong_shape():
         check(grad=lambda v: np.zeros(4))
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_, np.complex128, np.float16])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_, np.complex128, np.longdouble])
 def test_x_must_be_float32_or_float64(dtype):
     x = np.ones((2, 2), dtype=dtype)
-    with pytest.raises(GpuCheckError, match="`x` must be float32 or float64") as info:
+    with pytest.raises(GpuCheckError, match="`x` must be float64, float32, float16 or bfloat16") as info:
         gpucheck.check_gradient(sq, x, np.ones((2, 2)), backend="cpu")
     assert np.dtype(dtype).name in str(info.value)
 
 
 def test_integer_list_x_is_rejected_too():
-    with pytest.raises(GpuCheckError, match="`x` must be float32 or float64, got int"):
+    with pytest.raises(GpuCheckError, match="`x` must be float64, float32, float16 or bfloat16.*got int"):
         gpucheck.check_gradient(sq, [1, 2, 3], [2, 4, 6], backend="cpu")
 
 

@@ -78,13 +78,26 @@ def evaluate(func: Function, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, *
     return Evaluation(values, 0.0, time.perf_counter() - t0)
 
 
-def _scalar(value, where: str) -> float:
+def _scalar(value, where: str, complex_ok: bool = False):
     arr = np.asarray(value)
     if arr.size != 1 or arr.dtype == object:
         raise GpuCheckError(
             f"`f` must return a scalar, got {type(value).__name__} of shape {arr.shape} {where}"
         )
-    return float(arr.reshape(()))
+    if complex_ok:
+        return complex(arr.reshape(()))
+    return float(real_values(arr, where).reshape(()))
+
+
+def real_values(arr, where: str) -> np.ndarray:
+    """``arr`` as real values; a nonzero imaginary part is an error, not something to drop."""
+    if np.iscomplexobj(arr):
+        if np.any(arr.imag != 0):
+            raise GpuCheckError(
+                f"`f` returned complex values with a nonzero imaginary part {where}; a gradient "
+                f"check needs a real-valued f (scheme='complex' passes complex x on purpose)")
+        arr = arr.real
+    return arr
 
 
 def _check_untouched(buf: np.ndarray, x: np.ndarray, what: str) -> None:
@@ -98,14 +111,15 @@ def _evaluate_callable(func, x, idx, vals, progress) -> np.ndarray:
     # of x costs no more than f reading it, while it makes a function that
     # writes into its argument harmless to every later point.
     total = idx.size
-    out = np.empty(total, dtype=np.float64)
+    cx = np.iscomplexobj(x)
+    out = np.empty(total, dtype=np.complex128 if cx else np.float64)
     buf = np.empty_like(x)
     flat = buf.reshape(-1)
     step = max(1, total // 100)
     for p in range(total):
         np.copyto(buf, x)
         flat[idx[p]] = vals[p]
-        out[p] = _scalar(func.fn(buf), f"at point {p}")
+        out[p] = _scalar(func.fn(buf), f"at point {p}", cx)
         if progress is not None and (p + 1) % step == 0:
             progress(p + 1, total)
     if progress is not None:
@@ -123,7 +137,8 @@ def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.
     n = x.size
     rows = max(1, min(total, chunk_rows(n, x.itemsize, chunk_bytes)))
     starts = range(0, total, rows)
-    out = np.empty(total, dtype=np.float64)
+    cx = np.iscomplexobj(x)
+    out = np.empty(total, dtype=np.complex128 if cx else np.float64)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(int(workers), len(starts)))
@@ -142,7 +157,7 @@ def _evaluate_batched(func, x, idx, vals, progress, chunk_bytes, workers) -> np.
         cols = idx[start:stop]
         xs[r, cols] = vals[start:stop]
         res = func.fn(xs.reshape((b,) + x.shape))
-        out[start:stop] = _batch_values(res, b, start)
+        out[start:stop] = _batch_values(res, b, start, cx)
         # restore only what was perturbed: re-copying x into every row would
         # cost as much as the forward pass itself
         xs[r, cols] = xflat[cols]
@@ -189,7 +204,7 @@ def _collect(pending: set) -> int:
     return sum(fut.result() for fut in finished)
 
 
-def _batch_values(res, b: int, start: int) -> np.ndarray:
+def _batch_values(res, b: int, start: int, complex_ok: bool = False) -> np.ndarray:
     if hasattr(res, "get") and not isinstance(res, np.ndarray):  # a CuPy array
         res = res.get()
     arr = np.asarray(res)
@@ -198,4 +213,6 @@ def _batch_values(res, b: int, start: int) -> np.ndarray:
             f"a batched `f` must return shape ({b},) for a batch of {b} points, "
             f"got {getattr(arr, 'shape', None)} (batch starting at point {start})"
         )
-    return arr.astype(np.float64, copy=False)
+    if complex_ok:
+        return arr.astype(np.complex128, copy=False)
+    return real_values(arr, f"(batch starting at point {start})").astype(np.float64, copy=False)

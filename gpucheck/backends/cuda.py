@@ -580,7 +580,8 @@ def evaluate_batched(ops, fn, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, 
     """
     xp = ops.xp
     total, n = idx.shape[0], x.size
-    out = xp.empty(total, dtype=xp.float64)
+    out_dtype = np.complex128 if np.iscomplexobj(x) else np.float64
+    out = xp.empty(total, dtype=out_dtype)
     if total == 0:
         return ops.to_host(out)
     if memory_bytes is None:
@@ -602,7 +603,7 @@ def evaluate_batched(ops, fn, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, 
             xs[...] = xflat
             xs[xp.arange(b), idx_d[start:start + b]] = vals_d[start:start + b]
             res = fn(xs.reshape((b,) + x.shape))
-            chunk = _batch_result(xp, res, b, start)
+            chunk = _batch_result(xp, res, b, start, out_dtype)
         except GpuCheckError:
             raise
         except Exception as err:
@@ -629,14 +630,23 @@ def evaluate_batched(ops, fn, x: np.ndarray, idx: np.ndarray, vals: np.ndarray, 
     return ops.to_host(out)
 
 
-def _batch_result(xp, res, b: int, start: int):
+def _batch_result(xp, res, b: int, start: int, out_dtype=np.float64):
     shape = getattr(res, "shape", None)
     if shape != (b,):
         raise GpuCheckError(
             f"a batched `f` must return shape ({b},) for a batch of {b} points, got "
             f"{shape if shape is not None else type(res).__name__} (batch starting at point {start})"
         )
-    return xp.asarray(res).astype(xp.float64, copy=False)
+    res = xp.asarray(res)
+    if res.dtype.kind == "c":
+        if np.dtype(out_dtype).kind == "c":
+            return res.astype(out_dtype, copy=False)
+        if bool((res.imag != 0).any()):
+            raise GpuCheckError(
+                f"`f` returned complex values with a nonzero imaginary part (batch starting at "
+                f"point {start}); a gradient check needs a real-valued f")
+        res = res.real
+    return res.astype(out_dtype, copy=False)
 
 
 def device_backend() -> CudaBackend:

@@ -1,0 +1,66 @@
+"""Evaluations of f (nfev) for correct gradients on representative cases, and the verdict.
+
+Run against two trees to compare them, in one process each on the same host:
+
+    PYTHONPATH=/path/to/tree python bench/verdict_nfev.py
+
+Prints one line per case: N, nfev, nfev - 2N, status.  Only gpucheck's public
+API is used, so any version of the tree can run it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+import gpucheck
+from gpucheck import layers as L
+
+
+def loss_k(x, t):
+    s = 0.0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            d = x[i, j] - t[i, j]
+            s += d * d
+    return s / x.shape[0]
+
+
+def cases():
+    rng = np.random.default_rng(0)
+    for dt in (np.float64, np.float32):
+        name = np.dtype(dt).name
+        t = rng.normal(size=(8, 8)).astype(dt)
+        x = rng.normal(size=(8, 8)).astype(dt)
+        lay = L.mse(t)
+        yield f"mse 8x8 batched {name}", lay.batched, x, lay.grad(x)
+        lay = L.tanh_sum(rng.normal(size=(16, 16)).astype(dt))
+        x = rng.normal(size=(16, 16)).astype(dt)
+        yield f"tanh 16x16 batched {name}", lay.batched, x, lay.grad(x)
+        lay = L.softmax_cross_entropy(rng.integers(0, 8, size=8))
+        x = (3 * rng.normal(size=(8, 8))).astype(dt)
+        yield f"softmax CE 8x8 batched {name}", lay.batched, x, lay.grad(x)
+        lay = L.layer_norm(rng.normal(size=(8, 8)).astype(dt))
+        x = (2 * rng.normal(size=(8, 8)) + 1).astype(dt)
+        yield f"layer norm 8x8 batched {name}", lay.batched, x, lay.grad(x)
+        a, tt = rng.normal(size=(16, 8)).astype(dt), rng.normal(size=(16, 8)).astype(dt)
+        lay = L.dense(a, tt)
+        x = (rng.normal(size=(8, 8)) / 3).astype(dt)
+        yield f"dense 8x8 batched {name}", lay.batched, x, lay.grad(x)
+    for n in (8, 32, 64):
+        T = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
+        X = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
+        yield f"README kernel MSE {n}x{n} float32", gpucheck.kernel(loss_k, T), X, 2 * (X - T) / n
+
+
+def main():
+    warnings.simplefilter("ignore")
+    print(f"{'case':<34} {'N':>6} {'nfev':>7} {'nfev-2N':>8}  status")
+    for name, f, x, g in cases():
+        r = gpucheck.check_gradient(f, x, g, backend="cpu")
+        print(f"{name:<34} {x.size:6d} {r.nfev:7d} {r.nfev - 2 * x.size:8d}  {r.status}")
+
+
+if __name__ == "__main__":
+    main()
