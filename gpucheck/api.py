@@ -138,8 +138,7 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     name = validate.scheme_option(scheme, ev.x, ev.func.kind, rtol, atol)
     r = _check(ev, a, name, eps, rtol, atol, k, g_u)
     if ref is not None:
-        ev64 = engine.Evaluator(ev.func, ev.x.astype(np.float64), ev.backend, ev.progress,
-                                ev.executor)
+        ev64 = ev.at(ev.x.astype(np.float64), progress=True)
         r = replace(r, reference=structure.label(_check(ev64, a, name, eps, rtol, atol, k, g_u)))
     return structure.label(r)
 

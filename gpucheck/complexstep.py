@@ -91,7 +91,7 @@ def _derivative(ev: Evaluator, eps):
     xf = x.reshape(-1).astype(np.float64)
     h = plan.nominal_steps(x, DEFAULT_EPS if eps is None else eps)
     xc = x.astype(_complex_dtype(x.dtype))
-    evc = Evaluator(ev.func, xc, ev.backend, ev.progress, ev.executor)
+    evc = ev.at(xc, progress=True)
     vals = (xf + 1j * h).astype(xc.dtype)
     h_applied = vals.imag.astype(np.float64)
     if np.any(h_applied == 0) or not np.all(np.isfinite(h_applied)):

@@ -85,6 +85,17 @@ class Evaluator:
         """The base point, expressed as a perturbation that changes nothing."""
         return np.zeros(1, dtype=np.int64), self.x.reshape(-1)[:1].copy()
 
+    def at(self, x: np.ndarray, *, progress: bool = False) -> "Evaluator":
+        """An evaluator of the same f, backend and executor at another base point.
+
+        ``x`` has this evaluator's shape (its dtype may differ: a complex or
+        float64 copy).  Evaluators that stand for a derived problem (a subset
+        of the entries, directions) override this so that a moved point stays
+        in their coordinates.  ``progress`` keeps the progress callback.
+        """
+        return Evaluator(self.func, x, self.backend, self.progress if progress else None,
+                         self.executor)
+
 
 def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
@@ -617,7 +628,7 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
                 with np.errstate(over="ignore", invalid="ignore"):
                     pf[members] = (base + t * d * h).astype(x.dtype)
                 o = pf[members].astype(np.float64) - base
-                sub = Evaluator(ev.func, xp, ev.backend, executor=ev.executor)
+                sub = ev.at(xp)
                 (v,) = sub(sub.base_part())
                 ev.nfev += sub.nfev
                 ev.compile_seconds += sub.compile_seconds

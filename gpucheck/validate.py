@@ -368,7 +368,7 @@ def params(values, name: str = "params") -> tuple:
         except ValueError as err:  # NumPy 2 refuses ragged nested lists outright
             raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got a ragged "
                                 f"{type(p).__name__} ({err})") from None
-        if a.dtype == object or a.dtype.kind not in "biuf":
+        if a.dtype == object or (a.dtype.kind not in "biuf" and a.dtype.name != "bfloat16"):
             detail = f" of dtype {a.dtype}" if a.dtype != object else \
                 " (ragged?)" if isinstance(p, (list, tuple)) else ""
             raise GpuCheckError(f"`{name}[{k}]` must be a numeric array, got {type(p).__name__}{detail}")
@@ -452,7 +452,7 @@ def numeric_array(value, name: str, *, ndim=None, integer: bool = False,
         if not np.issubdtype(arr.dtype, np.integer):
             raise GpuCheckError(f"`{name}` must be an integer array, got dtype {arr.dtype}")
     elif not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-              or arr.dtype == np.bool_):
+              or arr.dtype == np.bool_ or arr.dtype.name == "bfloat16"):
         raise GpuCheckError(f"`{name}` must be a real numeric array, got dtype {arr.dtype}")
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if allowed is not None and arr.ndim not in allowed:
