@@ -131,7 +131,7 @@ def _require_analytic(ev, x, af, n, f0):
                                       rng.permutation(N)[: SAMPLES - SAMPLES // 2]]))
     sch = get_scheme("central")
     h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, sch))[picks]
-    r = _nodes(ev, x, sch, picks, h_def, None, np.zeros(0, np.int64), np.zeros(0))
+    r = _nodes(ev, x, sch, picks, h_def, None, np.zeros(0, np.int64), np.zeros(0), f0)
     # the breakage looked for is gross (abs() gives 0 for +-1, conj() 0 for
     # 2x): a generous rounding level in place of measured noise will do
     u = plan.unit_roundoff(x.dtype)

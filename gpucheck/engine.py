@@ -101,7 +101,8 @@ def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
     st = plan.points(ev.x, scheme=scheme, eps=eps)
     f0, fv = ev(ev.base_part(), (st.idx, st.vals))
-    return st.derivative(fv), st, float(f0[0])
+    f0 = float(f0[0])
+    return st.derivative(fv, f0 if np.isfinite(f0) else None), st, f0
 
 
 #: Rounds of refinement (each one backend call for the entries still open).
@@ -163,11 +164,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
                      spread if np.isfinite(spread) else 0.0)
     sigma_g = noise.estimate(probe, f0, pv)
     sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
-    n = st.derivative(fv)
+    n = st.derivative(fv, f0)
     with np.errstate(invalid="ignore"):
         fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
     sigma1 = np.maximum(sigma_g, fl.at(fmag))
-    gain = st.rounding_gain
+    gain = st.centered_gain()
     info = dict(sigma=sigma_g, floor=fl, f0=f0, spread=spread, target=0.0, scale=0.0,
                 nondeterministic=spread > 0, erratic=0, h_tried=(float(np.min(st.h)), float(np.max(st.h))))
 
@@ -241,11 +242,18 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         s.refined[todo] = True
         lines = todo[want_line[todo] & ~line_done[todo]]
         r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
-                         noise.SPACING * np.minimum(h_cur[lines], h_def[lines]))
+                         noise.REACH * np.where(was_flat[lines], h_cur[lines],
+                                                np.minimum(h_cur[lines], h_def[lines])), f0)
         known = None
         order = np.where(high[todo], HIGH.order, scheme.order)
         if lines.size:
-            sig_l, usable = noise.line_sigmas(f0, r["line_values"])
+            sig_l, usable = noise.line_sigmas(f0, r["line_values"], r["line_offsets"])
+            # f that does not move along the line but does at the stencil's
+            # nodes is a staircase coarser than the line: unless its quantum
+            # is known (the floor), its noise is not measured; one that moves
+            # nowhere has none
+            moved = np.any(np.stack(r["f"])[:, np.searchsorted(todo, lines)] != f0, axis=0)
+            usable &= ~((sig_l == 0) & moved & (fl.step == 0))
             line_sigma[lines] = np.where(usable, sig_l, np.nan)
             line_done[lines] = True
         seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
@@ -261,6 +269,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         own = line_sigma[todo]
         sigma = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
         sigma = np.maximum(sigma, fl.at(fm))
+        # f that did not move at any node of this coordinate (a dead relu, or
+        # float32 tanh saturating a unit below the step) resolves no slope
+        # finer than a unit of its terms' rounding in x's dtype
+        unmoved = np.all(np.stack(r["f"]) == f0, axis=0)
+        sigma = np.where(unmoved, np.maximum(sigma, 0.5 * u * fm), sigma)
         u_eff = np.maximum(max(u, fl.u_out), fl.step / np.maximum(fm, 1e-300))
         erratic = sigma > np.sqrt(u_eff) * fm
         erratic_any[todo] |= erratic
@@ -270,31 +283,43 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         tol_s, rnd, trunc = judge.bound(d1, d2, r["gain1"], r["gain2"], order, sigma, afl)
         knk, lo, hi, tk, jmp = judge.kinks(f0, *r["f"], *r["o"], sigma, afl)
         with np.errstate(invalid="ignore"):
-            err_s = np.abs(d1 - a_e)
-            finite = np.isfinite(d1) & np.isfinite(tol_s)
-            measured = line_done[todo]
-            trunc_dom = judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd
             # below f's resolution at the near steps, a far one is all there is
             far = (h_cur[todo] > FAR_STEP * h_def[todo]) & ~was_flat[todo]
+            far_h = h_cur[todo] > FAR_STEP * h_def[todo]
+            # far beyond the default step, f's scale may be near: a softmax
+            # saturating on both sides gives D(h/2), D(h), D(2h) that agree
+            # with each other and not with f'.  Its one-sided slopes show it:
+            # their difference grows like f'' h while the step is small for f
+            # and stays put once f is linear on both sides
+            saturated = far_h & judge.non_asymptotic(f0, r["f_half"], r["o_half"], r["f"], r["o"],
+                                                     sigma)
+            err_s = np.abs(d1 - a_e)
+            finite = np.isfinite(d1) & np.isfinite(tol_s)
+            # an entry fails only against noise measured along its own
+            # coordinate; a line that could not be measured is no licence
+            measured = np.isfinite(line_sigma[todo])
+            trunc_dom = (judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd) | saturated
             rd, rt = ref_d[todo], ref_tol[todo]
             consistent = ~far | (np.abs(d1 - rd) <= tol_s + rt)
             # the scale of g grows with estimates that could also fail an entry
             solid = finite & measured & ~erratic & ~trunc_dom & consistent & ~flat_e
             scale = max(scale, _scale(0.0, d1[solid], tol_s[solid], 0.0))
             thr = target * scale
-            smooth_pass = finite & (err_s <= tol_s) & (tol_s <= thr) & ~flat_e
+            smooth_pass = finite & (err_s <= tol_s) & (tol_s <= thr) & ~flat_e & ~saturated
             # f that does not move even at the largest step: its derivative
             # is zero within the bound there, whatever the scale of g
             still = np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] >= h_max[todo])
             smooth_pass |= still & finite & (err_s <= tol_s) & (tol_s <= (thr if a_scale > 0 else still_thr))
-            is_kink = knk & ~smooth_pass & ~erratic & ~flat_e
+            # far beyond the default step, one-sided slopes that differ by a
+            # constant are f's own scale (tanh saturating), not a kink
+            is_kink = knk & ~smooth_pass & ~erratic & ~flat_e & ~far_h
             n_k = np.clip(a_e, lo, hi)
             err_k = np.abs(a_e - n_k)
             # the rounding of one-sided slopes is that of f's terms, which the
             # noise of |f| can understate and a line across the kink cannot
             # measure: errors below half the resolution are no kink's fail
             tk = np.maximum(tk, 0.5 * thr)
-            kink_pass = is_kink & (err_k <= tk) & (tk <= thr)
+            kink_pass = is_kink & (err_k <= tk) & (tk <= thr) & measured
             kink_fail = is_kink & (err_k > tk) & measured
             candidate = finite & ~is_kink & (err_s > tol_s)
             # truncation read between h/2 and h, less what rounding explains:
@@ -303,7 +328,6 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             r_half = 2.0 ** order - 1.0
             # (far beyond the default step, where f's scale may be near, the
             # whole difference counts: rounding there cannot vouch for it)
-            far_h = h_cur[todo] > FAR_STEP * h_def[todo]
             t_small = np.abs(d1 - r["d_half"]) - np.where(
                 far_h, 0.0, 2.0 * sigma * (r["gain1"] + r["gain_half"]))
             t_small = np.maximum(t_small, 0.0) * 2.0 ** order / r_half
@@ -375,7 +399,10 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         same = np.zeros(todo.size, bool)
         with np.errstate(invalid="ignore"):
             # a mismatch that only the noise along its own coordinate can confirm
-            same |= ~decided & candidate & ~measured & ~trunc_dom & consistent & ~flat_e
+            same |= ~decided & candidate & ~measured & ~trunc_dom & consistent & ~flat_e \
+                & ~line_done[todo]
+            # a kink is told from rounding only by the noise along its own coordinate
+            same |= ~decided & is_kink & ~measured & ~line_done[todo]
             # the smooth bound is dominated by truncation, or the step is far
             # beyond the default with nothing smaller to compare: go smaller
             down = ~decided & (candidate & (trunc_dom | ~trusted_far) | far & ~consistent
@@ -418,7 +445,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         own = line_sigma[rest]
         sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
         _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
-                   h_cur[rest], h_max[rest], line_done[rest])
+                   h_cur[rest], h_max[rest], np.isfinite(own))
     _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
     info.update(target=target, scale=scale, erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
@@ -446,20 +473,21 @@ def _set(s, elements, mask, status, reason, numeric, tol, h):
 HIGH = get_scheme("central4")
 
 
-def _nodes_mixed(ev, x, scheme, elements, h, known, high, line_elements, line_spacing):
+def _nodes_mixed(ev, x, scheme, elements, h, known, high, line_elements, line_reach, f0):
     """:func:`_nodes` for elements judged with ``scheme`` and, where ``high``, with :data:`HIGH`."""
     if not np.any(high) or scheme.order >= HIGH.order:
-        return _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing)
+        return _nodes(ev, x, scheme, elements, h, known, line_elements, line_reach, f0)
     if np.all(high):
-        return _nodes(ev, x, HIGH, elements, h, None, line_elements, line_spacing)
-    lo = _nodes(ev, x, scheme, elements[~high], h[~high], known, line_elements, line_spacing)
-    hi = _nodes(ev, x, HIGH, elements[high], h[high], None, np.zeros(0, np.int64), line_spacing[:0])
+        return _nodes(ev, x, HIGH, elements, h, None, line_elements, line_reach, f0)
+    lo = _nodes(ev, x, scheme, elements[~high], h[~high], known, line_elements, line_reach, f0)
+    hi = _nodes(ev, x, HIGH, elements[high], h[high], None, np.zeros(0, np.int64), line_reach[:0],
+                f0)
     out = {}
     for key in ("d1", "d2", "gain1", "gain2", "fmag", "d_half", "gain_half"):
         v = np.empty(elements.size)
         v[~high], v[high] = lo[key], hi[key]
         out[key] = v
-    for key in ("f", "o"):
+    for key in ("f", "o", "f_half", "o_half"):
         parts = []
         for a_lo, a_hi in zip(lo[key], hi[key]):
             v = np.empty(elements.size)
@@ -468,14 +496,16 @@ def _nodes_mixed(ev, x, scheme, elements, h, known, high, line_elements, line_sp
         out[key] = tuple(parts)
     if "line_values" in lo:
         out["line_values"] = lo["line_values"]
+        out["line_offsets"] = lo["line_offsets"]
     return out
 
 
-def _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing):
+def _nodes(ev, x, scheme, elements, h, known, line_elements, line_reach, f0):
     """f at the stencil of step h and 2h (and -2h..2h) for ``elements``, plus noise lines.
 
     One backend call.  ``known`` maps multipliers already evaluated at h
-    (for every element, full length) to ``(values, offsets)``.
+    (for every element, full length) to ``(values, offsets)``.  ``f0`` is f
+    at x, which the formulas use where rounding left the nodes asymmetric.
     """
     mult1 = list(scheme.multipliers)
     mult2 = [2 * m for m in mult1]
@@ -491,28 +521,34 @@ def _nodes(ev, x, scheme, elements, h, known, line_elements, line_spacing):
     half = plan.stencil(x, mult1, h / 2, elements, strict=False)
     parts = [(sten.idx, sten.vals), (half.idx, half.vals)]
     if line_elements.size:
-        lv = noise.line_points(x, line_elements, line_spacing)
+        lv = noise.line_points(x, line_elements, line_reach, half_width=noise.LINE_HALF_WIDTH,
+                               seed=1)
         parts.append((np.repeat(line_elements, lv.shape[1]), lv.reshape(-1)))
     out = ev(*parts)
     with np.errstate(invalid="ignore", over="ignore"):
-        d_half = (half.weights * out[1].reshape(len(mult1), -1)).sum(axis=0)
+        d_half = half.derivative(out[1], f0)
     vals = out[0].reshape(len(need), -1)
     for k, m in enumerate(need):
         have[m] = (vals[k], sten.offsets[k])
     f_at = {m: v for m, (v, _) in have.items()}
     o_at = {m: o for m, (_, o) in have.items()}
-    w1 = plan.derivative_weights(np.stack([o_at[m] for m in mult1]))
-    w2 = plan.derivative_weights(np.stack([o_at[m] for m in mult2]))
-    with np.errstate(invalid="ignore", over="ignore"):
-        d1 = (w1 * np.stack([f_at[m] for m in mult1])).sum(axis=0)
-        d2 = (w2 * np.stack([f_at[m] for m in mult2])).sum(axis=0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        w1, c1 = plan.centered_weights(np.stack([o_at[m] for m in mult1]))
+        w2, c2 = plan.centered_weights(np.stack([o_at[m] for m in mult2]))
+        d1 = (w1 * np.stack([f_at[m] for m in mult1])).sum(axis=0) + c1 * f0
+        d2 = (w2 * np.stack([f_at[m] for m in mult2])).sum(axis=0) + c2 * f0
         # the rounding of D(h) is that of f at its own nodes
         fmag = np.nanmax(np.abs(np.stack([f_at[m] for m in mult1])), axis=0)
-    res = {"d1": d1, "d2": d2, "gain1": np.abs(w1).sum(axis=0), "gain2": np.abs(w2).sum(axis=0),
+    res = {"d1": d1, "d2": d2, "gain1": np.abs(w1).sum(axis=0) + np.abs(c1),
+           "gain2": np.abs(w2).sum(axis=0) + np.abs(c2),
            "f": tuple(f_at[m] for m in (-2, -1, 1, 2)), "o": tuple(o_at[m] for m in (-2, -1, 1, 2)),
-           "fmag": fmag, "d_half": d_half, "gain_half": half.rounding_gain}
+           "fmag": fmag, "d_half": d_half, "gain_half": half.centered_gain(),
+           "f_half": tuple(out[1].reshape(len(mult1), -1)[mult1.index(m)] for m in (-1, 1)),
+           "o_half": tuple(half.offsets[mult1.index(m)] for m in (-1, 1))}
     if line_elements.size:
         res["line_values"] = out[2].reshape(line_elements.size, -1)
+        base = x.reshape(-1)[line_elements].astype(np.float64)
+        res["line_offsets"] = lv.astype(np.float64) - base[:, None]
     return res
 
 

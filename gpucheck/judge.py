@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = ["KAPPA", "TRUNCATION_SAFETY", "PASS", "FAIL", "INCONCLUSIVE", "STATUS_NAMES",
            "REASONS", "resolution", "analytic_floor", "first_pass", "bound", "kinks",
-           "next_step", "MAX_GROWTH", "joint_violation", "overall"]
+           "non_asymptotic", "next_step", "MAX_GROWTH", "joint_violation", "overall"]
 
 #: Safety factor on the estimated rounding error.  Rounding errors of a
 #: difference of two sums are not Gaussian and sigma is itself estimated
@@ -174,6 +174,46 @@ def kinks(f0, fm2, fm1, fp1, fp2, om2, om1, op1, op2, sigma, floor):
         tol = KAPPA * nstd1 + curve + floor
         finite = np.isfinite(j1) & np.isfinite(j2)
     return kink & finite, lo, hi, np.where(finite, tol, np.inf), j1
+
+
+def non_asymptotic(f0, f_half, o_half, f_at, o_at, sigma):
+    """Whether f's one-sided slopes show that the step is not small for f.
+
+    ``f_half``, ``o_half``: f and the offsets at -h/2 and h/2; ``f_at``,
+    ``o_at``: at -2h, -h, h, 2h.  For a smooth f at a step small for it, the
+    one-sided slopes differ by ``j(h) = f'' h`` (to higher order), which
+    doubles from h/2 to h and from h to 2h.  Where a pair of them stands clear
+    of rounding and the ratio is far from 2 (a jump that stays put, as when f
+    is linear on both sides of x at this scale, or one that shrinks), no
+    Richardson estimate at these steps can be trusted.
+
+    Examples
+    --------
+    >>> o = [np.array([v]) for v in (-2.0, -1.0, 1.0, 2.0)]
+    >>> oh = [np.array([-0.5]), np.array([0.5])]
+    >>> quad = lambda t: 3 * t + t * t                        # j doubles
+    >>> bool(non_asymptotic(0.0, [quad(t) for t in oh], oh, [quad(t) for t in o], o, 1e-9)[0])
+    False
+    >>> sat = lambda t: np.log1p(np.exp(20 * t)) / 20         # softplus at scale 1/20
+    >>> bool(non_asymptotic(sat(0.0), [sat(t) for t in oh], oh, [sat(t) for t in o], o, 1e-9)[0])
+    True
+    """
+    fmh, fph = f_half
+    omh, oph = o_half
+    fm2, fm1, fp1, fp2 = f_at
+    om2, om1, op1, op2 = o_at
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        js = [(fp - f0) / op - (f0 - fm) / -om for fm, fp, om, op in
+              ((fmh, fph, omh, oph), (fm1, fp1, om1, op1), (fm2, fp2, om2, op2))]
+        # rounding of each, as in :func:`kinks`
+        ns = [sigma * (1.0 / op - 1.0 / om) * 1.5 for om, op in
+              ((omh, oph), (om1, op1), (om2, op2))]
+        out = np.zeros(np.shape(js[0]), bool)
+        for (ja, na), (jb, nb) in zip(zip(js, ns), list(zip(js, ns))[1:]):
+            clear = (np.abs(ja) > 5.0 * na) & (np.abs(jb) > 5.0 * nb)
+            ratio = jb / np.where(ja != 0, ja, 1.0)
+            out |= clear & ~((ratio > 4.0 / 3.0) & (ratio < 3.0))
+    return out
 
 
 #: Largest factor by which one round of refinement enlarges the step when

@@ -1,24 +1,35 @@
 """Measure the computational noise of f: the rounding a difference quotient sees.
 
-In the spirit of Moré & Wild's ECnoise: evaluate f at a few equally spaced
-points along a coordinate, form the difference table, and read the noise
-level off the high-order differences, where the smooth part of f has
-vanished and only rounding is left.  For a random sequence of independent
-errors of standard deviation sigma, ``E[(Δ^k f)^2] = C(2k, k) sigma^2``, so
-``sigma_k = sqrt(mean((Δ^k f)^2) / C(2k, k))`` estimates sigma at every order
-k; orders 4 to 6 are used.
+In the spirit of Moré & Wild's ECnoise: evaluate f at a few points along a
+coordinate near x, take away the smooth part, and read the noise level off
+what is left.  Here the smooth part is a cubic fitted by least squares on
+each side of x separately (through f(x) and the points on that side), so a
+kink at x itself (relu or abs at 0, a tie in max) is no noise, and the
+noise level is the pooled residual ``sqrt(RSS / dof)``.
+
+The points sit at random positions, stratified along the line, never on an
+arithmetic progression.  Rounding in f is a deterministic function of the
+point: a float64 sum of float32 terms (a row-wise function, a kernel with a
+float64 accumulator) carries the float32 rounding of the one term that
+changes, ``fl(d*d) - d*d``, and along equally spaced points, above all at
+a power-of-two spacing (the default float32 step is exactly 2**-8), that
+rounding is aliased into a slow drift or a sawtooth.  A difference table
+then sees almost no noise, or a "kink" where the sawtooth wraps, while the
+stencil's own points, elsewhere on the lattice, round by up to a unit.
+Random positions sample the rounding at random phases, so the estimate is
+that of the whole distribution the stencil's points are drawn from.
 
 We probe along coordinates, not a random direction, because a central
 difference perturbs one coordinate: the rounding it suffers is the rounding
 f shows along that coordinate.  That rounding differs from coordinate to
-coordinate (a float64 sum of float32 terms carries the rounding of the one
-term that changes), so the few global probes only screen: an entry may fail
-only against the noise measured along its own coordinate
-(:func:`line_sigmas` on a line the engine evaluates for it).
+coordinate (the rounding of one float32 term scales with the term), so the
+few global probes only screen: an entry may fail only against the noise
+measured along its own coordinate (:func:`line_sigmas` on a line the engine
+evaluates for it, with more points than a probe).
 
-Probes are spaced at most the dtype's default step, never the user's step:
-at a large spacing the high differences read curvature, not rounding.
-Besides the measured noise, f's output precision sets a floor
+Lines reach ``REACH`` of the step on each side, and the step is never
+larger than the dtype's default (never the user's step): at a large spacing
+the fit reads curvature, not rounding.  Besides the measured noise, f's output precision sets a floor
 (:class:`Floor`): a value rounded to float16, to float32, or to a fixed
 quantum (``round(v, 3)``) is off by up to half a unit of that rounding
 wherever it is evaluated.
@@ -28,29 +39,33 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from math import comb
 
 import numpy as np
 
-__all__ = ["NoiseProbe", "probe_points", "line_sigmas", "estimate", "output_roundoff", "quantum",
-           "floor", "level", "Floor"]
+__all__ = ["NoiseProbe", "probe_points", "line_points", "line_sigmas", "estimate",
+           "output_roundoff", "quantum", "floor", "level", "Floor"]
 
-#: Points per probe on each side of x.
-HALF_WIDTH = 4
-#: Probe spacing relative to the finite-difference step (at most the
-#: default step): small enough that curvature stays invisible in the high
-#: differences even where the default step is large for f (logits of 1e3 in
-#: float32), large enough that every point rounds differently.
-SPACING = 1.0 / 16
+#: Points per probe on each side of x (3 + 3 degrees of freedom: the
+#: probes only screen).
+HALF_WIDTH = 6
+#: Points on each side of x on a line that measures one entry's own noise:
+#: 9 + 9 degrees of freedom, so that the estimate an entry may fail against
+#: is rarely far below the truth.
+LINE_HALF_WIDTH = 12
+#: How far a probe or line reaches on each side, relative to the
+#: finite-difference step (at most the default step): short enough that
+#: curvature beyond a cubic stays invisible even where the default step is
+#: large for f (logits of 1e3 in float32), long enough to span thousands of
+#: representable points, so that every point rounds differently.
+REACH = 0.25
 #: Coordinates probed (at most).
 PROBES = 8
 #: Which of the probed coordinates' noise levels the screening uses: the
 #: upper quartile, since noise differs between coordinates and a level too
 #: low only sends more entries to refinement, never to a wrong verdict.
 QUANTILE = 0.75
-#: A probe whose two largest neighbouring second differences hold more than
-#: this share of their sum has a kink in it, not noise.
-KINK_SHARE = 0.8
+#: Degree of the polynomial fitted on each side of x.
+DEGREE = 3
 
 
 @dataclass(frozen=True)
@@ -64,10 +79,13 @@ class NoiseProbe:
     vals : numpy.ndarray
         Values taken by those elements, x's dtype, ``(J, 2 * HALF_WIDTH)``
         (the base point, offset 0, is evaluated once for the whole check).
+    offsets : numpy.ndarray
+        ``vals - x`` computed exactly in float64, ``(J, 2 * HALF_WIDTH)``.
     """
 
     elements: np.ndarray
     vals: np.ndarray
+    offsets: np.ndarray = None
 
     @property
     def idx(self) -> np.ndarray:
@@ -80,38 +98,69 @@ def probe_points(x: np.ndarray, h: np.ndarray, *, seed: int = 0) -> NoiseProbe:
 
     The largest-|x| coordinate is always probed (rounding in f usually grows
     with the magnitude of the terms); the rest are drawn at random with a
-    fixed seed, so a check is reproducible.  ``h`` is the spacing per
-    element (the engine passes at most the default step).
+    fixed seed, so a check is reproducible.  ``h`` is the step per element
+    (the engine passes at most the default step).
+
+    Examples
+    --------
+    >>> p = probe_points(np.linspace(-1, 1, 100), np.full(100, 1e-5))
+    >>> p.elements.size, p.vals.shape
+    (8, (8, 12))
     """
     flat = x.reshape(-1)
     n = flat.size
     rng = np.random.default_rng(seed)
-    first = int(np.argmax(np.abs(flat.astype(np.float64))))
-    rest = rng.permutation(n)[: PROBES]
+    first = int(np.argmax(np.abs(flat)))
+    # a few distinct coordinates without a permutation of all n
+    rest = rng.choice(n, size=min(n, PROBES), replace=False)
     chosen = np.concatenate([[first], rest[rest != first]])[:PROBES]
     elements = np.unique(chosen).astype(np.int64)
-    vals = line_points(x, elements, SPACING * np.asarray(h, dtype=np.float64)[elements])
-    return NoiseProbe(elements, vals)
+    reach = REACH * np.asarray(h, dtype=np.float64)[elements]
+    vals = line_points(x, elements, reach, seed=seed)
+    return NoiseProbe(elements, vals, _offsets(x, elements, vals))
 
 
-def line_points(x: np.ndarray, elements: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Values ``x_i + k * delta_i``, k = +-1..+-HALF_WIDTH, in x's dtype, ``(M, 2 * HALF_WIDTH)``.
+def line_points(x: np.ndarray, elements: np.ndarray, reach: np.ndarray, *,
+                half_width: int = HALF_WIDTH, seed: int = 0) -> np.ndarray:
+    """Points along each coordinate, in x's dtype, ``(M, 2 * half_width)``.
 
-    ``delta_i`` is ``spacing_i`` but at least 16 units in the last place of
-    x_i, so the points are distinct after rounding.
+    Columns ``0 .. half_width - 1`` lie below x_i (nearest last), the others
+    above it (nearest first), within ``reach_i`` of x_i (at least 8 units in
+    the last place of x_i per point, so the points are distinct after
+    rounding).  Each sits at a random position within its own stretch of
+    the line (stratified), drawn with ``seed``.
+
+    Examples
+    --------
+    >>> v = line_points(np.zeros(3), np.array([1]), np.array([1e-3]), half_width=2)
+    >>> v.shape, bool(np.all(np.diff(v[0]) > 0)), bool(np.all(np.abs(v) < 1e-3))
+    ((1, 4), True, True)
     """
     from .plan import float_info
 
     info = float_info(x.dtype)
+    elements = np.asarray(elements, dtype=np.int64)
     base = x.reshape(-1)[elements].astype(np.float64)
     ulp = float(info.eps) * np.maximum(np.abs(base), float(info.tiny))
-    delta = np.maximum(np.asarray(spacing, dtype=np.float64), 16 * ulp)
-    ks = np.array([k for k in range(-HALF_WIDTH, HALF_WIDTH + 1) if k != 0], dtype=np.float64)
+    reach = np.maximum(np.asarray(reach, dtype=np.float64), 8 * half_width * ulp)
+    w = int(half_width)
+    rng = np.random.default_rng(seed)
+    # stretch k of w on each side, a random point in its middle 60%
+    pos = (np.arange(w)[None, None, :] + 0.2 + 0.6 * rng.random((elements.size, 2, w))) / w
+    below = -pos[:, 0, ::-1]
+    above = pos[:, 1, :]
+    t = np.concatenate([below, above], axis=1)
     with np.errstate(over="ignore", invalid="ignore"):
-        return (base[:, None] + ks[None, :] * delta[:, None]).astype(x.dtype)
+        return (base[:, None] + t * reach[:, None]).astype(x.dtype)
 
 
-def line_sigmas(f0: float, values: np.ndarray):
+def _offsets(x: np.ndarray, elements: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    base = x.reshape(-1)[np.asarray(elements, dtype=np.int64)].astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(vals).astype(np.float64) - base[:, None]
+
+
+def line_sigmas(f0: float, values: np.ndarray, offsets: np.ndarray | None = None):
     """Noise level along each line of points, and whether it can be trusted.
 
     Parameters
@@ -119,64 +168,83 @@ def line_sigmas(f0: float, values: np.ndarray):
     f0 : float
         f at x, the middle of every line.
     values : numpy.ndarray
-        ``(M, 2 * HALF_WIDTH)``: f at :func:`line_points`.
+        ``(M, 2 * w)``: f at :func:`line_points` (w points on each side).
+    offsets : numpy.ndarray, optional
+        ``(M, 2 * w)``: where those points are relative to x (exact, in
+        float64).  Default: equally spaced, ``-w .. -1, 1 .. w``.
 
     Returns
     -------
     sigma : numpy.ndarray
-        ``(M,)`` estimate per line (0 where f does not change at all).
+        ``(M,)``: the pooled residual of a cubic fitted on each side of x
+        (through f(x)); 0 where f does not change at all.
     usable : numpy.ndarray of bool
-        False where the line is not finite, has a kink or a step in it, or
-        is flat: those say nothing about rounding.
+        False where a line is not finite or its offsets do not make a fit.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> noisy = 1.0 + 1e-9 * rng.standard_normal((1, 8))
-    >>> s, ok = line_sigmas(1.0, noisy)
-    >>> bool(ok[0]), bool(1e-10 < s[0] < 1e-8)
+    >>> t = np.array([[-6.0, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]])
+    >>> noisy = 1.0 + 0.3 * t + 1e-9 * rng.standard_normal((1, 12))
+    >>> s, ok = line_sigmas(1.0, noisy, 1e-3 * t)
+    >>> bool(ok[0]), bool(3e-10 < s[0] < 3e-9)
+    (True, True)
+
+    A kink at x (here ``|t|``) is no noise:
+
+    >>> s, ok = line_sigmas(0.0, np.abs(t), t)
+    >>> bool(ok[0]), float(s[0]) < 1e-12
     (True, True)
     """
     v = np.asarray(values, dtype=np.float64)
-    half = v.shape[1] // 2
-    line = np.concatenate([v[:, :half], np.full((v.shape[0], 1), f0), v[:, half:]], axis=1)
-    finite = np.all(np.isfinite(line), axis=1)
-    line = np.where(finite[:, None], line, 0.0)
-    # a kink inside the line puts its jump into one or two neighbouring
-    # second differences; rounding noise spreads over all of them
-    d2 = np.abs(np.diff(line, 2, axis=1))
-    total = d2.sum(axis=1)
-    pair = (d2[:, :-1] + d2[:, 1:]).max(axis=1)
-    smooth = (total > 0) & (pair <= KINK_SHARE * total)
-    sigmas = []
-    diff = line.copy()
-    for k in range(1, 7):
-        diff = np.diff(diff, axis=1)
-        if k >= 4:
-            sigmas.append(np.sqrt(np.mean(diff ** 2, axis=1) / comb(2 * k, k)))
-    s = np.stack(sigmas)
-    per_line = np.median(s, axis=0)
-    # the estimates of successive orders agree for noise; for a smooth
-    # signal still visible at this spacing they fall off with the order,
-    # and the highest order is the better (upper) bound on the noise
-    falling = (s[1] < 0.5 * s[0]) & (s[2] < 0.5 * s[1])
-    per_line = np.where(falling, s[2], per_line)
-    return per_line, finite & smooth & (per_line > 0)
+    m, k = v.shape
+    w = k // 2
+    if offsets is None:
+        offsets = np.broadcast_to(np.concatenate([np.arange(-w, 0), np.arange(1, w + 1)]), v.shape)
+    o = np.asarray(offsets, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = v - f0
+    finite = np.all(np.isfinite(y), axis=1) & np.all(np.isfinite(o), axis=1) & np.isfinite(f0)
+    dof = 2 * (w + 1 - (DEGREE + 1))
+    if m == 0 or dof <= 0:
+        return np.zeros(m), np.zeros(m, bool)
+    y = np.where(finite[:, None], y, 0.0)
+    o = np.where(finite[:, None], o, 1.0)
+    rss = np.zeros(m)
+    ok = finite.copy()
+    for cols in (slice(0, w), slice(w, k)):
+        oo, yy = o[:, cols], y[:, cols]
+        reach = np.max(np.abs(oo), axis=1)
+        reach = np.where(reach > 0, reach, 1.0)
+        t = np.concatenate([np.zeros((m, 1)), oo / reach[:, None]], axis=1)
+        yv = np.concatenate([np.zeros((m, 1)), yy], axis=1)
+        # scaled so that the squares neither overflow nor underflow
+        ys = np.max(np.abs(yv), axis=1)
+        ys = np.where(ys > 0, ys, 1.0)
+        yv = yv / ys[:, None]
+        design = np.stack([t ** p for p in range(DEGREE + 1)], axis=2)
+        q, r = np.linalg.qr(design)
+        # points that coincide after rounding leave the fit without a unique answer
+        ok &= np.min(np.abs(np.diagonal(r, axis1=1, axis2=2)), axis=1) > 1e-8
+        resid = yv - np.einsum("mij,mj->mi", q, np.einsum("mij,mi->mj", q, yv))
+        rss += ys ** 2 * np.sum(resid ** 2, axis=1)
+    sigma = np.sqrt(rss / dof)
+    return np.where(ok, sigma, np.nan), ok
 
 
 def estimate(probe: NoiseProbe, f0: float, values: np.ndarray) -> float:
     """Noise level sigma of f from the probe values (``probe.idx`` order).
 
     Returns the upper quartile over the probed coordinates along which f
-    changes at all: a probe that lands on a kink (relu at 0) sees the
-    kink, not noise, in its high differences, and must not inflate every
-    tolerance of the check.
+    changes at all: a probe that lands on a kink away from x sees the kink,
+    not noise, and one or two of them must not inflate every tolerance of
+    the check.
     """
     v = np.asarray(values, dtype=np.float64).reshape(probe.vals.shape)
-    sigma, usable = line_sigmas(f0, v)
     if not np.any(np.all(np.isfinite(v), axis=1)):
         return float("nan")
-    live = sigma[usable]
+    sigma, usable = line_sigmas(f0, v, probe.offsets)
+    live = sigma[usable & (sigma > 0)]
     return float(np.quantile(live, QUANTILE)) if live.size else 0.0
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import GpuCheckError
-from .stencils import Scheme, derivative_weights
+from .stencils import Scheme, centered_weights, derivative_weights
 
 __all__ = ["float_info", "unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
-           "points", "combine"]
+           "points", "combine", "centered_weights", "derivative_weights"]
 
 
 def float_info(dtype):
@@ -105,10 +105,27 @@ class Stencil:
         """``sum_k |w_k|``: how much an error in f is amplified, ``(M,)``."""
         return np.abs(self.weights).sum(axis=0)
 
-    def derivative(self, values: np.ndarray) -> np.ndarray:
-        """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'."""
+    def centered(self) -> tuple:
+        """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`)."""
+        return centered_weights(self.offsets)
+
+    def derivative(self, values: np.ndarray, f0: float | None = None) -> np.ndarray:
+        """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'.
+
+        With ``f0``, f at x, nodes that rounding left asymmetric are
+        combined with x itself (:meth:`centered`), which removes a
+        first-order error; without it, the K nodes alone.
+        """
         v = np.asarray(values, dtype=np.float64).reshape(len(self.multipliers), -1)
-        return (self.weights * v).sum(axis=0)
+        if f0 is None:
+            return (self.weights * v).sum(axis=0)
+        w, c = self.centered()
+        return (w * v).sum(axis=0) + c * f0
+
+    def centered_gain(self) -> np.ndarray:
+        """:attr:`rounding_gain` of the formula :meth:`derivative` uses with ``f0``."""
+        w, c = self.centered()
+        return np.abs(w).sum(axis=0) + np.abs(c)
 
 
 def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None, *,

@@ -130,7 +130,7 @@ def test_issue_readme_kernel_example_passes(n, seed):
     r = gpucheck.check_gradient(gpucheck.kernel(loss_k, T), X, grad, backend="cpu")
     assert r.status == "pass", str(r)
     # and it costs about 2N: only the few entries the screen flags are refined
-    assert r.nfev <= 2 * X.size + 100 + 25 * r.n_refined
+    assert r.nfev <= 2 * X.size + 100 + 40 * r.n_refined
     assert r.n_refined <= max(4, X.size // 50)
 
 
@@ -303,7 +303,7 @@ def test_honesty_costs_about_2n():
     for c in corpus.cases(0, np.float64, 8, [corpus.mse, corpus.tanh, corpus.dense]):
         r = _check(c, "batched", c.grad)
         assert r.status == "pass"
-        assert r.nfev <= 2 * c.x.size + 80, (c.name, r.nfev)
+        assert r.nfev <= 2 * c.x.size + 100, (c.name, r.nfev)
 
 
 def test_nonfinite_analytic_entry_fails():
