@@ -178,11 +178,12 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     name = validate.scheme_option(scheme, ev.x, ev.func.kind, rtol, atol)
     plan = _plan(mode, indices, samples, directions, max_seconds, seed, structure, ev.x, ref)
 
-    def judge(ev_, a_, eps_):
-        r = _check(ev_, a_, name, eps_, rtol, atol, k, g_u)
+    def judge(ev_, a_, eps_, worst=None):
+        k_ = k if worst is None else worst
+        r = _check(ev_, a_, name, eps_, rtol, atol, k_, g_u)
         if ref is not None:
             ev64 = ev_.at(ev_.x.astype(np.float64), progress=True)
-            r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k, g_u))
+            r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u))
         return r
 
     return modes.run(ev, structure, a, eps, judge, plan)

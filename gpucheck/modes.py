@@ -96,9 +96,10 @@ class Plan:
     reference: bool = False
 
 
-#: ``judge(ev, a, eps) -> GradCheckResult``: the check (and its reference) of
-#: one evaluator, unlabelled; the public API builds it from its options.
-Judge = Callable[[Evaluator, np.ndarray, object], GradCheckResult]
+#: ``judge(ev, a, eps, worst=None) -> GradCheckResult``: the check (and its
+#: reference) of one evaluator, unlabelled, with ``worst`` worst entries
+#: (None: the caller's number); the public API builds it from its options.
+Judge = Callable[..., GradCheckResult]
 
 
 # ---------------------------------------------------------------- sample
@@ -329,7 +330,7 @@ def _input_verdicts(r, a_s, entries, structure, label) -> tuple:
 
 def project(ev: Evaluator, a: np.ndarray, eps, judge: Judge, *, directions: int,
             seed: int) -> Projection:
-    """Check g along ``directions`` random directions: the verdict on ``F(t)`` at t = 0.
+    """Check g along ``directions`` random directions: the verdict on ``F(t)`` at x.
 
     A scalar ``eps`` is the relative step along every direction (a step h
     in t moves entry i by ``h * max(1, |x_i|)``, as in a full check); steps
@@ -337,15 +338,84 @@ def project(ev: Evaluator, a: np.ndarray, eps, judge: Judge, *, directions: int,
     """
     x = ev.x
     d = Directions.draw(x, directions, seed=seed)
-    along = AlongDirections(ev.func, x, d, ev.backend)
-    func = Function("callable", along, (), f"{ev.func.name} along {d.count} directions")
-    t = np.zeros(d.count, dtype=x.dtype)
-    pev = Evaluator(func, t, ev.backend, ev.progress, ev.executor)
     g = np.asarray(a, dtype=np.float64).reshape(-1)
-    r = judge(pev, d.project(g), eps if eps is None or np.ndim(eps) == 0 else None)
+    along = AlongDirections(ev.func, x, d, ev.backend, grad=g, origin=1.0)
+    func = Function("callable", along, (), f"{ev.func.name} along {d.count} directions")
+    t = np.ones(d.count, dtype=x.dtype)
+    pev = Evaluator(func, t, ev.backend, ev.progress, ev.executor)
+    r = judge(pev, d.project(g), eps if eps is None or np.ndim(eps) == 0 else None,
+              worst=d.count)
+    r = _kinks_undecided(pev, r)
     return Projection(check=r, kinds=d.kinds, sparse_entries=d.sparse_entries, seed=d.seed,
                       scaled_norm=d.scaled_norm(g), backend=along._backend() if ev.executor is None
                       else ev.backend)
+
+
+#: Why a direction that crosses a kink of f at x is not failed.
+KINK_NOTE = ("f has a kink at x along this direction; its one-sided slopes bound <g, v> only "
+             "when every kink it crosses bends the same way")
+
+
+def _kinks_undecided(pev: Evaluator, r: GradCheckResult) -> GradCheckResult:
+    """Directions along which f has a kink at x become inconclusive.
+
+    At a kink (relu at 0, a tie in max) a valid subgradient g satisfies each
+    coordinate's one-sided slopes, but along a direction that crosses kinks
+    of both bends (convex and concave) ``<g, v>`` may lie outside the
+    direction's one-sided slopes, so a mismatch there proves nothing; and
+    one kink in x widens the slopes' interval of *every* direction through
+    it, so a pass there says nothing about the other entries.  Each failing
+    direction is evaluated at -2h, -h, h, 2h (h its step) and tested for a
+    kink as the engine tests coordinates; directions passed or failed as
+    kinks by the engine are kinks already.
+    """
+    from . import judge as verdicts
+
+    st = np.asarray(r.element_status).reshape(-1)
+    at_kink = {verdicts.REASONS[verdicts.R_KINK], verdicts.REASONS[verdicts.R_JOINT]}
+    noted = np.array(sorted({int(w.index[0]) for w in r.worst if w.index and w.note in at_kink}),
+                     dtype=np.int64)
+    bad = np.setdiff1d(np.flatnonzero(st == "fail"), noted)
+    if bad.size == 0 and noted.size == 0:
+        return r
+    t = pev.x.reshape(-1)
+    h = np.asarray(r.eps, dtype=np.float64).reshape(-1)[bad]
+    base = t[bad].astype(np.float64)
+    parts, offsets = [], []
+    for m in (-2.0, -1.0, 1.0, 2.0):
+        vals = (base + m * h).astype(t.dtype)
+        parts.append((bad, vals))
+        offsets.append(vals.astype(np.float64) - base)
+    before = pev.nfev
+    kink = np.zeros(0, bool)
+    if bad.size:
+        f0, *f = pev(pev.base_part(), *parts)
+        kink = verdicts.kinks(float(np.real(f0[0])), *[np.real(v) for v in f], *offsets,
+                              max(float(r.noise), 0.0), 0.0)[0]
+    moved = np.union1d(bad[kink], noted)
+    if moved.size == 0:
+        return dataclasses.replace(r, nfev=r.nfev + pev.nfev - before)
+    st = st.copy()
+    st[moved] = "inconclusive"
+    worst = []
+    for w in r.worst:
+        if w.index and int(w.index[0]) in set(moved.tolist()):
+            w = dataclasses.replace(w, status="inconclusive", note=KINK_NOTE)
+        worst.append(w)
+    rank = {"fail": 0, "inconclusive": 1, "pass": 2}
+    worst.sort(key=lambda w: (rank.get(w.status, 3),
+                              -(w.abs_error / w.tolerance if w.tolerance > 0 else np.inf)))
+    n_failed = int(np.sum(st == "fail"))
+    status = "fail" if n_failed else "inconclusive"
+    n_kinks = int(r.n_kinks) + int(np.setdiff1d(moved, noted).size)
+    note = (f"{moved.size} direction{'s' if moved.size > 1 else ''} cross a kink of f at x "
+            f"(relu at 0, a tie in max): there a projected check cannot judge a gradient; the "
+            f"sampled check judges its entries one by one.")
+    return dataclasses.replace(
+        r, element_status=st.reshape(np.shape(r.element_status)), status=status,
+        passed=False, n_failed=n_failed, n_kinks=n_kinks,
+        n_inconclusive=int(np.sum(st == "inconclusive")), worst=tuple(worst), advice=f"{r.advice} {note}".strip(), diagnosis="" if not n_failed
+        else r.diagnosis, nfev=r.nfev + pev.nfev - before)
 
 
 # ---------------------------------------------------------------- run

@@ -759,7 +759,7 @@ class Projection:
                        f"evaluations in {self.check.seconds:.3f} s", indent="    "),
                  _wrap("    " + self.guarantee(), indent="    ")]
         shown = [w for w in self.check.worst if w.status != "pass"] or list(self.check.worst[:1])
-        for w in shown:
+        for w in shown[:5]:
             k = int(w.index[0]) if w.index else 0
             lines.append(f"    direction {k} ({self.kinds[k]}): slope {_fmt(w.numeric).strip()}, "
                          f"<g, v> {_fmt(w.analytic).strip()}, error {w.abs_error:.2e}, tolerance "
