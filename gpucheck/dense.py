@@ -10,12 +10,14 @@ progress, Ctrl-C and executors, and with the whole verdict unchanged.
 
 Each full point is the base point of one call to the backend that
 evaluates f (:func:`value_at`), so every form of f is evaluated the way
-its checks evaluate it, on every backend: a callable or batched function is
-called on the point (a batch of one), a kernel function runs its compiled
-forward once, a row-wise function sums its compiled rows, and a built-in
-layer computes its float64 forward from the values the layer sees (what its
-delta evaluator prepares).  On ``cuda`` and ``cudasim`` the point is copied
-to the device for each call, which costs one transfer of x per point.
+its checks evaluate it: a callable or batched function is called on the
+point (a batch of one), a row-wise function sums its compiled rows, and a
+built-in layer computes its float64 forward from the values the layer sees
+(what its delta evaluator prepares), on the check's backend; on ``cuda`` and
+``cudasim`` the point is copied to the device for each call, one transfer
+of x per point.  A kernel function runs its forward once per point on the
+host, compiled by numba from the same source (:data:`HOST_KINDS`): on a
+device that forward would be one thread's sequential loop.
 
 :class:`Directions` are drawn per check: Rademacher directions (every entry
 ``+-s_i``) and sparse ones (a few entries ``+-s_i``, the rest 0), with
@@ -33,10 +35,13 @@ import numpy as np
 from .errors import GpuCheckError
 from .functions import Function
 
-__all__ = ["Directions", "AlongDirections", "value_at", "SPARSE_SHARE"]
+__all__ = ["Directions", "AlongDirections", "value_at", "SPARSE_SHARE", "HOST_KINDS"]
 
 #: Share of the directions that are sparse (the rest are Rademacher).
 SPARSE_SHARE = 0.25
+#: Forms of f whose full points are evaluated on the host whatever the
+#: backend: one full forward of a kernel function is a single thread's work.
+HOST_KINDS = ("kernel",)
 
 #: Compiled CPU loops (numba) must not be entered from two threads at once;
 #: an executor's thread pool may call :class:`AlongDirections` concurrently.
@@ -250,10 +255,12 @@ class AlongDirections:
             return value - np.dot(np.nan_to_num(self.grad), rho)
 
     def _backend(self) -> str:
+        """The backend that evaluates f at full points (``'cpu'`` for kernel functions)."""
         if self._resolved is None:
             from . import backends
 
-            self._resolved = backends.resolve(self.backend)
+            self._resolved = "cpu" if self.func.kind in HOST_KINDS else \
+                backends.resolve(self.backend)
         return self._resolved
 
     def __getstate__(self):

@@ -38,7 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import engine, schedule
-from .dense import AlongDirections, Directions
+from .dense import HOST_KINDS, AlongDirections, Directions
 from .diagnose import diagnose
 from .engine import Evaluator
 from .errors import GpuCheckError
@@ -234,8 +234,7 @@ def _embed(r: GradCheckResult, x: np.ndarray, a: np.ndarray, entries: np.ndarray
     if r.status == "fail" and hints:
         diagnosis = "; ".join(hints)
     elif r.status == "fail":
-        if r.diagnosis.startswith(_SAMPLE_PATTERNS):
-            diagnosis = _relabel(r.diagnosis, entries, label)
+        diagnosis = _sample_hint(n_s, a_s, failed, entries, label)
         where = _confined(entries, n_s, a_s, failed, structure, shape)
         if where:
             diagnosis = (diagnosis + "; " if diagnosis else "") + where
@@ -253,6 +252,19 @@ def _embed(r: GradCheckResult, x: np.ndarray, a: np.ndarray, entries: np.ndarray
 #: Bug patterns that mean the same on a sample as on all entries (a permutation,
 #: a transpose or zero slices are read off the layout of x, which a sample lacks).
 _SAMPLE_PATTERNS = ("sign flipped", "constant factor", "non-finite", "isolated wrong")
+
+
+def _sample_hint(n, a, failed, entries, label) -> str:
+    """The bug pattern of sampled entries (1-D), named by their places in x."""
+    hint = diagnose(n, a, failed)
+    if hint.startswith(_SAMPLE_PATTERNS):
+        return _relabel(hint, entries, label)
+    k = int(failed.sum())
+    if 0 < k <= max(3, failed.size // 100):
+        where = ", ".join(label(j) for j in entries[failed][:3])
+        return (f"{k} isolated wrong entr{'y' if k == 1 else 'ies'} (at {where}"
+                f"{', ...' if k > 3 else ''})")
+    return ""
 
 
 def _labeller(structure, shape):
@@ -317,8 +329,7 @@ def _input_verdicts(r, a_s, entries, structure, label) -> tuple:
             status = "fail" if failed.any() else "inconclusive" if (mine == "inconclusive").any() \
                 else "pass"
             disc = engine.discrepancy(n_s[m], a_s[m])
-        hint = diagnose(n_s[m], a_s[m], failed) if failed.any() else ""
-        hint = _relabel(hint, entries[m], label) if hint.startswith(_SAMPLE_PATTERNS) else ""
+        hint = _sample_hint(n_s[m], a_s[m], failed, entries[m], label) if failed.any() else ""
         out.append(InputVerdict(name=name, shape=tuple(shp), status=status, discrepancy=disc,
                                 entries=size, n_failed=int(failed.sum()),
                                 n_inconclusive=int((mine == "inconclusive").sum()),
@@ -347,8 +358,8 @@ def project(ev: Evaluator, a: np.ndarray, eps, judge: Judge, *, directions: int,
               worst=d.count)
     r = _kinks_undecided(pev, r)
     return Projection(check=r, kinds=d.kinds, sparse_entries=d.sparse_entries, seed=d.seed,
-                      scaled_norm=d.scaled_norm(g), backend=along._backend() if ev.executor is None
-                      else ev.backend)
+                      scaled_norm=d.scaled_norm(g), backend=along._backend()
+                      if ev.executor is None or ev.func.kind in HOST_KINDS else ev.backend)
 
 
 #: Why a direction that crosses a kink of f at x is not failed.
