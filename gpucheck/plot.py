@@ -134,8 +134,7 @@ def plot_heatmap(result, path, *, title=None):
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names) + 1.0, 4.6), dpi=120,
                              squeeze=False)
     norm = TwoSlopeNorm(vmin=-3.0, vcenter=0.0, vmax=1.0)
-    cmap = plt.get_cmap("RdYlGn_r").copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="#d9d9d9")
     image = None
     for ax, name in zip(axes[0], names):
         with np.errstate(divide="ignore", invalid="ignore"):
