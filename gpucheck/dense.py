@@ -239,20 +239,31 @@ class AlongDirections:
     grad: np.ndarray | None = None
     origin: float = 0.0
     _resolved: str | None = field(default=None, init=False, repr=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __call__(self, t) -> float:
         t = np.asarray(t)
-        wide = np.complex128 if np.iscomplexobj(t) else np.float64
-        base = self.x.reshape(-1).astype(wide)
+        base, grad = self._prepared()
+        if np.iscomplexobj(t):
+            base = base.astype(np.complex128)
         move = self.directions.displacement(t - self.origin if self.origin else t)
         with np.errstate(over="ignore", invalid="ignore"):
             y = (base + move).astype(t.dtype)
             value = value_at(self.func, y.reshape(self.x.shape), self._backend())
-            if self.grad is None:
+            if grad is None:
                 return value
             # y - base is exact (Sterbenz) wherever y and x share a binade
-            rho = (y.astype(wide) - base) - move
-            return value - np.dot(np.nan_to_num(self.grad), rho)
+            rho = (y.astype(base.dtype) - base) - move
+            return value - np.dot(grad, rho)
+
+    def _prepared(self):
+        """x as float64 and the gradient with non-finite entries zeroed (once per process)."""
+        if not self._cache:
+            self._cache["base"] = self.x.reshape(-1).astype(np.float64)
+            self._cache["grad"] = None if self.grad is None else \
+                np.nan_to_num(np.asarray(self.grad, dtype=np.float64).reshape(-1), nan=0.0,
+                              posinf=0.0, neginf=0.0)
+        return self._cache["base"], self._cache["grad"]
 
     def _backend(self) -> str:
         """The backend that evaluates f at full points (``'cpu'`` for kernel functions)."""
@@ -267,6 +278,7 @@ class AlongDirections:
         # an executor's worker resolves 'auto' for itself
         state = dict(self.__dict__)
         state["_resolved"] = None
+        state["_cache"] = {}
         return state
 
     def __setstate__(self, state):
