@@ -666,6 +666,15 @@ class Projection:
         ``||g * s||``, the root-mean-square of ``<g, v>`` over Rademacher v.
     backend : str
         Where f was evaluated at the full points.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> x = np.linspace(-1, 1, 1000)
+    >>> p = gpucheck.check_gradient(lambda v: float(np.sum(v ** 3)), x, 3 * x ** 2,
+    ...                             mode="project", directions=8).projection
+    >>> p.status, p.rademacher, p.sparse, round(p.miss_probability, 3)
+    ('pass', 6, 2, 0.288)
     """
 
     check: GradCheckResult

@@ -512,3 +512,23 @@ def test_negative_indices_count_from_the_end():
     forms, x, g = problem(shape=(4, 3))
     r = check(forms["callable"], x, g, mode="sample", samples=1, indices=[(-1, -1)])
     assert r.element_status[3, 2] != "unchecked"
+
+
+def test_modes_in_worker_processes_give_the_local_result():
+    # f, x, the directions and the gradient travel to spawned workers by pickle
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from remote_problems import GRAD, X, loss
+
+    local = {m: check(loss, X, GRAD, mode=m, samples=3) for m in ("sample", "project")}
+    bad = check(loss, X, 1.1 * GRAD, mode="project")
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for mode, want in local.items():
+            got = check(loss, X, GRAD, mode=mode, samples=3, executor=pool)
+            assert got.status == want.status == "pass"
+            np.testing.assert_array_equal(got.numeric, want.numeric)
+            if mode == "project":
+                np.testing.assert_array_equal(got.projection.check.numeric,
+                                              want.projection.check.numeric)
+        assert check(loss, X, 1.1 * GRAD, mode="project", executor=pool).status == bad.status == "fail"
