@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import backends, engine, validate
+from . import backends, engine, modes, validate
 from .functions import as_function
+from .errors import GpuCheckError
 from .result import GradCheckResult, SweepResult
 from .stencils import get_scheme
 
@@ -30,7 +31,9 @@ def _setup(f, x, backend, progress, executor=None):
 
 def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rtol=None,
                    atol=None, worst=5, progress=None, executor=None,
-                   reference=None) -> GradCheckResult:
+                   reference=None, mode="auto", indices=None,
+                   samples=modes.DEFAULT_SAMPLES, directions=modes.DEFAULT_DIRECTIONS,
+                   max_seconds=modes.DEFAULT_MAX_SECONDS, seed=0) -> GradCheckResult:
     """Check an analytic gradient against finite differences.
 
     f is evaluated at every perturbed copy ``x ± h e_i`` in batched
@@ -91,6 +94,32 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
         x (``result.reference``), which separates a wrong gradient formula
         from a noisy low-precision implementation
         (``result.interpretation()``).
+    mode : {'auto', 'full', 'sample', 'project', 'sample+project'}
+        'full' checks every entry.  'sample' checks ``samples`` entries drawn
+        at random, the ``samples`` entries with the largest |grad|, and the
+        entries named by ``indices``, with the full verdict (the others are
+        'unchecked' in the result; ``result.coverage`` says which).
+        'project' checks ``<grad, v>`` against f's slope along ``directions``
+        random directions v (``result.projection`` says what a pass proves).
+        'auto' (default) runs the full check unless its first pass, timed on
+        its first chunks, would take longer than ``max_seconds``, and then
+        'sample+project' instead; ``result.mode`` and ``result.mode_reason``
+        say which ran and why.  A check that fits is the full check, with
+        the same evaluations and the same result.
+    indices : sequence or dict, optional
+        Entries a sampled check always includes: multi-indices (``[(3, 4)]``)
+        or flat indices (``[17]``); for several inputs a dict by input name
+        (``{"W1": [(3, 4)]}``) or flat indices into all of them.
+    samples : int
+        Entries drawn at random (and as many with the largest |grad|) by a
+        sampled check; 'auto' may take fewer to stay near ``max_seconds``.
+    directions : int
+        Random directions of a projected check (a quarter of them sparse).
+    max_seconds : float
+        The time 'auto' allows the full check.
+    seed : int or None
+        Seed of the sampled entries and the directions (None: a fresh one,
+        reported in ``result.coverage`` and ``result.projection``).
 
     Returns
     -------
@@ -126,6 +155,17 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     ('pass', ['W', 'b'])
     >>> gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, np.cos(x), scheme="complex").status
     'pass'
+
+    A sample of the entries, and random directions, of a large x:
+
+    >>> x = np.linspace(-1, 1, 10_000)
+    >>> r = gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, np.cos(x), mode="sample",
+    ...                             samples=50, indices=[17])
+    >>> r.status, r.coverage.checked, str(r.element_status[0])
+    ('pass', 100, 'unchecked')
+    >>> r = gpucheck.check_gradient(lambda v: np.sum(np.sin(v)), x, 1.01 * np.cos(x), mode="project")
+    >>> r.status, r.projection.directions
+    ('fail', 32)
     """
     ev, structure = _setup(f, x, backend, progress, executor)
     a = validate.analytic(grad, ev.x, structure)
@@ -136,11 +176,30 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
     k = validate.positive_int(worst, "worst")
     ref = validate.reference_option(reference)
     name = validate.scheme_option(scheme, ev.x, ev.func.kind, rtol, atol)
-    r = _check(ev, a, name, eps, rtol, atol, k, g_u)
-    if ref is not None:
-        ev64 = ev.at(ev.x.astype(np.float64), progress=True)
-        r = replace(r, reference=structure.label(_check(ev64, a, name, eps, rtol, atol, k, g_u)))
-    return structure.label(r)
+    plan = _plan(mode, indices, samples, directions, max_seconds, seed, structure, ev.x, ref)
+
+    def judge(ev_, a_, eps_, worst=None):
+        k_ = k if worst is None else worst
+        r = _check(ev_, a_, name, eps_, rtol, atol, k_, g_u)
+        if ref is not None:
+            ev64 = ev_.at(ev_.x.astype(np.float64), progress=True)
+            r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u))
+        return r
+
+    return modes.run(ev, structure, a, eps, judge, plan)
+
+
+def _plan(mode, indices, samples, directions, max_seconds, seed, structure, x, ref):
+    mode = validate.mode_option(mode)
+    named = validate.indices_option(indices, structure, x.shape)
+    if named is not None and mode in ("full", "project"):
+        raise GpuCheckError(f"`indices` names entries for a sampled check; mode {mode!r} "
+                            f"{'checks every entry' if mode == 'full' else 'checks no entry alone'}"
+                            f" (use mode='sample', 'sample+project' or 'auto')")
+    return modes.Plan(mode=mode, indices=named, samples=validate.positive_int(samples, "samples"),
+                      directions=validate.positive_int(directions, "directions"),
+                      max_seconds=validate.positive_real(max_seconds, "max_seconds"),
+                      seed=validate.seed_option(seed), reference=ref is not None)
 
 
 def _grad_roundoff(grad, structure) -> float:
@@ -162,10 +221,15 @@ def _check(ev, a, scheme, eps, rtol, atol, k, g_u):
 
 
 def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None,
-                       executor=None):
+                       executor=None, indices=None):
     """The finite-difference gradient of f at x, float64 of x's shape.
 
-    Parameters are those of :func:`check_gradient`.
+    Parameters are those of :func:`check_gradient`.  ``indices`` (as there)
+    computes only the entries named, at a cost that does not grow with x's
+    size, and leaves NaN elsewhere.  The other modes of
+    :func:`check_gradient` do not apply here: a projection gives
+    directional derivatives, not a gradient, and an 'auto' that returned a
+    partial gradient for a large x would be a surprise.
 
     Returns
     -------
@@ -183,10 +247,18 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     (True, True)
     >>> gpucheck.numerical_gradient(lambda v: np.sum(np.sin(v)), np.zeros(2), scheme="complex")
     array([1., 1.])
+    >>> gpucheck.numerical_gradient(lambda v: float(v @ v), np.arange(4.0), indices=[1, 3])
+    array([nan,  2., nan,  6.])
     """
     ev, structure = _setup(f, x, backend, progress, executor)
     eps = validate.eps_option(eps, ev.x, structure)
-    if validate.scheme_option(scheme, ev.x, ev.func.kind, None, None) == "complex":
+    named = validate.indices_option(indices, structure, ev.x.shape)
+    name = validate.scheme_option(scheme, ev.x, ev.func.kind, None, None)
+    if named is not None:
+        g = modes.numerical_at(ev, named, get_scheme("central" if name == "complex" else name), eps,
+                               complex_step=name == "complex")
+        return structure.unflatten(g.reshape(ev.x.shape))
+    if name == "complex":
         from .complexstep import complex_step
 
         return structure.unflatten(complex_step(ev, eps).reshape(ev.x.shape))

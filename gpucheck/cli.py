@@ -1,9 +1,9 @@
 """The ``gpucheck`` command line.
 
-Verbs: ``demo``, ``check``, ``sweep``, ``bench``, ``info``.  Exit status of
-``check``: 0 pass, 1 fail, 3 inconclusive, 2 bad usage or input (with a
-one-line reason on stderr; ``--debug`` adds the traceback).  ``sweep``
-exits 1 when the regime is ``bug``.
+Verbs: ``demo``, ``check``, ``sweep``, ``audit``, ``bench``, ``info``.  Exit
+status of ``check`` and ``audit``: 0 pass, 1 fail, 3 inconclusive, 2 bad usage
+or input (with a one-line reason on stderr; ``--debug`` adds the traceback).
+``sweep`` exits 1 when the regime is ``bug``.
 
 Several inputs: ``--x NAME=W1.npy`` repeated (f gets a dict), ``--x A.npy``
 repeated (f gets them as separate arguments), or one ``.npz`` (a dict);
@@ -259,7 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gpucheck", description="Check hand-written gradients against finite differences.")
     p.add_argument("--version", action="version", version=_version())
     _debug_flag(p, False)
-    sub = p.add_subparsers(dest="verb", metavar="{demo,check,sweep,bench,info}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="verb", metavar="{demo,check,sweep,audit,bench,info}",
+                           parser_class=_Parser)
 
     def verb(name, **kw):
         v = sub.add_parser(name, **kw)
@@ -280,6 +281,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(s)
     s.add_argument("--eps", type=_float_list, help="comma-separated relative steps")
     s.add_argument("--plot", help="write the picture to this PNG file (needs matplotlib)")
+    _audit_parser(verb("audit", help="audit a large layer's gradient (full, sampled or projected); "
+                                     "a JSON report; exit codes as for check"))
     b = verb("bench", help="time the same check on every available backend")
     try:
         from .compare import add_bench_arguments
@@ -288,6 +291,63 @@ def _parser() -> argparse.ArgumentParser:
         pass
     verb("info", help="versions and which backends can run here (never fails)")
     return p
+
+
+def _audit_parser(a) -> None:
+    """The options of ``gpucheck audit`` (its logic is in :mod:`gpucheck.audit`)."""
+    from . import modes
+    from .validate import MODES
+
+    a.add_argument("function", nargs="?", help="module:function or file.py:function (or --layer)")
+    what = a.add_argument_group("what is audited")
+    what.add_argument("--layer", choices=sorted(layers.REGISTRY),
+                      help="a built-in layer; its arrays with --inputs, --target, --array")
+    what.add_argument("--x", action="append", metavar="[NAME=]FILE",
+                      help="the point x (.npy; several inputs: NAME=FILE.npy repeated, or one .npz)")
+    what.add_argument("--grad", action="append", metavar="[NAME=]FILE",
+                      help="the gradient to audit, in the form of --x")
+    what.add_argument("--inputs", metavar="FILE", help="the layer's inputs (--array inputs=FILE)")
+    what.add_argument("--target", metavar="FILE", help="the layer's target (--array target=FILE)")
+    what.add_argument("--array", action="append", metavar="NAME=FILE",
+                      help="any other array of the layer (labels, bias, weight, q, k, v, ...)")
+    what.add_argument("--option", action="append", metavar="NAME=VALUE",
+                      help="an option of the layer (reduction=mean, scale=0.5, stride=2, ...)")
+    form = what.add_mutually_exclusive_group()
+    form.add_argument("--batched", action="store_true", help="f takes a batch xs (B, *x.shape)")
+    form.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
+    form.add_argument("--rowwise", action="store_true",
+                      help="f(x) = scale * sum_r fn(x[r], *param_rows), fn numba-compatible")
+    what.add_argument("--param", action="append", metavar="FILE",
+                      help="a param of --kernel or --rowwise (.npy), repeatable")
+    what.add_argument("--scale", type=float, help="the constant factor of a --rowwise sum")
+    how = a.add_argument_group("how")
+    how.add_argument("--mode", default="auto", choices=MODES,
+                     help="auto (default): full if it fits --max-seconds, else sample+project")
+    how.add_argument("--max-seconds", type=float, default=modes.DEFAULT_MAX_SECONDS,
+                     help=f"the time a full check may take (default {modes.DEFAULT_MAX_SECONDS:g})")
+    how.add_argument("--samples", type=int, default=modes.DEFAULT_SAMPLES,
+                     help="entries drawn at random, and as many largest |grad|, when sampling")
+    how.add_argument("--directions", type=int, default=modes.DEFAULT_DIRECTIONS,
+                     help="random directions when projecting")
+    how.add_argument("--seed", type=int, default=0, help="seed of the samples and directions")
+    how.add_argument("--index", action="append", metavar="[NAME=]I,J",
+                     help="an entry a sampled check must include, repeatable")
+    how.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                     help="where f is evaluated (default auto: cuda when a device is usable)")
+    how.add_argument("--scheme", default="central", choices=list(SCHEMES),
+                     help="finite-difference scheme (default central)")
+    how.add_argument("--eps", type=float, help="relative step (default: from the dtype)")
+    how.add_argument("--scheduler", metavar="ADDRESS",
+                     help="evaluate on the workers of the Dask scheduler at ADDRESS")
+    out = a.add_argument_group("report")
+    out.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                     help="write the JSON report to FILE and the text report to stdout "
+                          "(default: the JSON report to stdout)")
+    out.add_argument("--arrays", metavar="FILE.npz", help="also write the per-entry arrays here")
+    out.add_argument("--plot", metavar="FILE.png",
+                     help="a heat map of |error|/tolerance per entry (needs matplotlib)")
+    out.add_argument("--worst", type=int, default=5, help="how many worst entries to report")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv=None) -> int:
@@ -415,6 +475,12 @@ def info_text() -> str:
     return "\n".join(lines)
 
 
+def _cmd_audit(args) -> int:
+    from .audit import run
+
+    return run(args, _emit)
+
+
 def _cmd_bench(args) -> int:
     from .compare import run_bench
 
@@ -422,7 +488,7 @@ def _cmd_bench(args) -> int:
 
 
 _VERBS = {"demo": _cmd_demo, "check": _cmd_check, "sweep": _cmd_sweep, "info": _cmd_info,
-          "bench": _cmd_bench}
+          "bench": _cmd_bench, "audit": _cmd_audit}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -8,7 +8,11 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["WorstEntry", "InputVerdict", "GradCheckResult", "SweepResult"]
+__all__ = ["WorstEntry", "InputVerdict", "GradCheckResult", "SweepResult", "Coverage", "Projection",
+           "UNCHECKED"]
+
+#: ``element_status`` of an entry a sampled or projected check did not check on its own.
+UNCHECKED = "unchecked"
 
 
 def _num(v) -> Optional[float]:
@@ -96,6 +100,10 @@ class InputVerdict:
         fail, and are inconclusive.
     diagnosis : str
         The likely bug pattern in this input, when one fits.
+    checked : int or None
+        With ``mode='sample'``: how many of its entries were checked (status
+        and discrepancy are over those; 'unchecked' when none was).  None
+        when every entry was.
 
     Examples
     --------
@@ -114,14 +122,18 @@ class InputVerdict:
     n_failed: int = 0
     n_inconclusive: int = 0
     diagnosis: str = ""
+    checked: Optional[int] = None
 
     def __str__(self) -> str:
         text = (f"{self.name:<12} {str(tuple(self.shape)):<12} {self.status.upper():<13}"
                 f"discrepancy {self.discrepancy:.3e}")
+        of = self.entries if self.checked is None else self.checked
         if self.n_failed:
-            text += f", {self.n_failed}/{self.entries} fail"
+            text += f", {self.n_failed}/{of} fail"
         if self.n_inconclusive:
-            text += f", {self.n_inconclusive}/{self.entries} inconclusive"
+            text += f", {self.n_inconclusive}/{of} inconclusive"
+        if self.checked is not None:
+            text += f", {self.checked:,} of {self.entries:,} checked"
         return text
 
     def to_dict(self) -> dict:
@@ -129,7 +141,7 @@ class InputVerdict:
         return {"name": self.name, "shape": list(self.shape), "status": self.status,
                 "discrepancy": _num(self.discrepancy), "entries": self.entries,
                 "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
-                "diagnosis": self.diagnosis}
+                "diagnosis": self.diagnosis, "checked": self.checked}
 
 
 @dataclass(frozen=True, repr=False)
@@ -200,6 +212,18 @@ class GradCheckResult:
     reference : GradCheckResult or None
         With ``reference="float64"``: the same check with f evaluated on a
         float64 copy of x.
+    mode : str
+        Which check ran: 'full' (every entry), 'sample' (the entries in
+        ``coverage``; the others have status 'unchecked' and NaN in the
+        numeric arrays), 'project' (random directions, ``projection``; no
+        entry is checked on its own) or 'sample+project'.
+    mode_reason : str
+        Why that mode: requested, or what ``mode='auto'`` measured.
+    coverage : Coverage or None
+        Which entries a sampled check checked, and how they were chosen.
+        The counts (``n_failed``, ...) and ``discrepancy`` are over those.
+    projection : Projection or None
+        The projected check, and what its verdict does and does not prove.
     """
 
     status: str
@@ -234,6 +258,10 @@ class GradCheckResult:
     n_kink_decided: int = 0
     n_refined_decided: int = 0
     reference: Optional["GradCheckResult"] = None
+    mode: str = "full"
+    mode_reason: str = ""
+    coverage: Optional["Coverage"] = None
+    projection: Optional["Projection"] = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -244,8 +272,15 @@ class GradCheckResult:
 
     def summary(self) -> str:
         """One line: the verdict and the headline numbers."""
+        if self.mode == "project":
+            return f"{self.status.upper()}: {self.projection.summary()}"
         n = self.numeric.size
-        parts = [f"{self.status.upper()}: {n - self.n_failed - self.n_inconclusive}/{n} entries agree"]
+        agree = f"{n - self.n_failed - self.n_inconclusive}/{n} entries agree"
+        if self.coverage is not None:
+            n = self.coverage.checked
+            agree = (f"{n - self.n_failed - self.n_inconclusive}/{n} sampled entries agree "
+                     f"(of {self.coverage.total:,})")
+        parts = [f"{self.status.upper()}: {agree}"]
         decided_by = []
         if self.n_kink_decided:
             decided_by.append(f"{self.n_kink_decided} at kinks")
@@ -262,6 +297,8 @@ class GradCheckResult:
             parts.append("f is not deterministic")
         parts.append(f"discrepancy {self.discrepancy:.3e}")
         line = ", ".join(parts)
+        if self.projection is not None:
+            line += f"; projected: {self.projection.status.upper()}, {self.projection.summary()}"
         if self.reference is not None:
             line += f"; float64 reference: {self.reference.status.upper()}"
         return line
@@ -306,6 +343,13 @@ class GradCheckResult:
             f"  backend {self.backend}: {self.nfev} evaluations in {self.seconds:.3f} s"
             + (f" ({self.compile_seconds:.3f} s compiling)" if self.compile_seconds else ""),
         ]
+        if self.mode != "full":
+            lines.append(_wrap(f"  mode: {self.mode}" + (f" ({self.mode_reason})" if self.mode_reason
+                                                        else ""), indent="    "))
+        if self.coverage is not None:
+            lines.append(_wrap(f"  sampled: {self.coverage}", indent="    "))
+        if self.projection is not None:
+            lines.append(self.projection.text(summary=self.mode != "project"))
         if self.inputs:
             lines.append("  per input:")
             lines.extend(f"    {v}" for v in self.inputs)
@@ -321,8 +365,9 @@ class GradCheckResult:
                              + (f" ({w.note})" if w.note else ""))
         if self.diagnosis:
             lines.append(f"  likely cause: {self.diagnosis}")
-        if self.resolution:
-            lines.append(f"  resolution: a pass means no entry is off by more than about "
+        if self.resolution and self.mode != "project":
+            which = "no entry" if self.coverage is None else "no sampled entry"
+            lines.append(f"  resolution: a pass means {which} is off by more than about "
                          f"{1.5 * self.resolution:.1%} of max|g|")
         if self.advice:
             lines.append(_wrap("  note: " + self.advice, indent="    "))
@@ -359,6 +404,9 @@ class GradCheckResult:
             "n_kink_decided": self.n_kink_decided, "n_refined_decided": self.n_refined_decided,
             "reference": None if self.reference is None else self.reference.to_dict(),
             "interpretation": self.interpretation(),
+            "mode": self.mode, "mode_reason": self.mode_reason,
+            "coverage": None if self.coverage is None else self.coverage.to_dict(),
+            "projection": None if self.projection is None else self.projection.to_dict(),
         }
 
     def _point_text(self) -> str:
@@ -428,6 +476,11 @@ _ENTRY_ARRAYS = ("numeric", "analytic", "abs_error", "rel_error", "tolerance", "
 
 
 def _span(eps: np.ndarray) -> str:
+    eps = np.asarray(eps, dtype=np.float64)
+    if np.isnan(eps).any():  # entries a sampled or projected check did not step
+        eps = eps[~np.isnan(eps)]
+        if eps.size == 0:
+            return "n/a (no entry stepped on its own)"
     lo, hi = float(np.min(eps)), float(np.max(eps))
     return f"{lo:.2e}" if lo == hi else f"{lo:.2e}..{hi:.2e}"
 
@@ -509,6 +562,238 @@ class SweepResult:
         from .plot import plot_sweep
 
         return plot_sweep(self, path, title=title)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which entries a sampled check (``mode='sample'``) checked, and how they were chosen.
+
+    Attributes
+    ----------
+    checked : int
+        Entries checked (the union of the three choices below).
+    total : int
+        Entries of x.
+    random : int
+        Entries drawn uniformly at random (with ``seed``).
+    largest : int
+        Entries with the largest |analytic| values (which also make the
+        resolution, a share of max|g|, the same as a full check's).
+    named : int
+        Entries named with ``indices=``.
+    seed : int
+        The seed of the random draw.
+
+    Examples
+    --------
+    >>> c = Coverage(checked=300, total=10**6, random=200, largest=100, named=0, seed=0)
+    >>> round(c.detectable(), 4)
+    0.0149
+    """
+
+    checked: int
+    total: int
+    random: int
+    largest: int
+    named: int
+    seed: int
+
+    @property
+    def fraction(self) -> float:
+        """Share of the entries checked."""
+        return self.checked / self.total if self.total else 1.0
+
+    def detectable(self, confidence: float = 0.95) -> float:
+        """The share of wrong entries the random draw finds with probability ``confidence``.
+
+        If a share p of all entries is wrong, ``random`` entries drawn
+        without replacement all miss them with probability at most
+        ``(1 - p) ** random``.
+        """
+        if self.checked >= self.total:
+            return 0.0
+        if self.random == 0:
+            return 1.0
+        return float(1.0 - (1.0 - confidence) ** (1.0 / self.random))
+
+    def __str__(self) -> str:
+        if self.checked >= self.total:
+            return f"all {self.total:,} entries"
+        text = (f"{self.checked:,} of {self.total:,} entries ({self.fraction:.3%}): "
+                f"{self.random:,} at random (seed {self.seed}), {self.largest:,} with the largest "
+                f"|analytic|, {self.named:,} named")
+        if self.random:
+            text += (f"; wrong entries making up {self.detectable():.2%} of x or more are among "
+                     f"the random ones with probability >= 95%")
+        return text
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict."""
+        return {"checked": self.checked, "total": self.total, "fraction": self.fraction,
+                "random": self.random, "largest": self.largest, "named": self.named,
+                "seed": self.seed, "detectable_95": self.detectable()}
+
+
+#: For a Rademacher v and any error e, ``<e, v>`` has mean square
+#: ``||e * s||**2`` and fourth moment at most three times its square, so by
+#: the Paley-Zygmund inequality ``|<e, v>| >= ||e * s|| / 2`` with
+#: probability at least (1 - 1/4)**2 / 3 = 3/16.
+MISS_PER_DIRECTION = 13.0 / 16.0
+
+
+@dataclass(frozen=True, repr=False)
+class Projection:
+    """The projected check (``mode='project'``): f along random directions against ``<g, v>``.
+
+    ``check`` is the full verdict applied to ``F(t) = f(x + sum_k t_k v_k)``
+    at t = 0, whose gradient is ``(<g, v_k>)_k``: its entries are the
+    directions.  Directions are scaled per entry like the steps,
+    ``v_ki = +-s_i`` with ``s_i = max(1, |x_i|)`` (on all entries for a
+    Rademacher direction, on ``sparse_entries`` of them for a sparse one).
+
+    Attributes
+    ----------
+    check : GradCheckResult
+        The check over the directions (``check.numeric[k]`` is f's slope
+        along direction k, ``check.analytic[k]`` is ``<g, v_k>``).
+    kinds : tuple of str
+        'rademacher' or 'sparse' per direction.
+    sparse_entries : int
+        Entries per sparse direction.
+    seed : int
+        The seed the directions were drawn with.
+    scaled_norm : float
+        ``||g * s||``, the root-mean-square of ``<g, v>`` over Rademacher v.
+    backend : str
+        Where f was evaluated at the full points.
+
+    Examples
+    --------
+    >>> import numpy as np, gpucheck
+    >>> x = np.linspace(-1, 1, 1000)
+    >>> p = gpucheck.check_gradient(lambda v: float(np.sum(v ** 3)), x, 3 * x ** 2,
+    ...                             mode="project", directions=8).projection
+    >>> p.status, p.rademacher, p.sparse, round(p.miss_probability, 3)
+    ('pass', 6, 2, 0.288)
+    """
+
+    check: GradCheckResult
+    kinds: tuple
+    sparse_entries: int
+    seed: int
+    scaled_norm: float
+    backend: str
+
+    @property
+    def status(self) -> str:
+        """The verdict over the directions."""
+        return self.check.status
+
+    @property
+    def directions(self) -> int:
+        """How many directions."""
+        return len(self.kinds)
+
+    @property
+    def rademacher(self) -> int:
+        """How many Rademacher directions."""
+        return sum(k == "rademacher" for k in self.kinds)
+
+    @property
+    def sparse(self) -> int:
+        """How many sparse directions."""
+        return self.directions - self.rademacher
+
+    @property
+    def bound(self) -> float:
+        """The largest tolerance over the Rademacher directions (NaN without one)."""
+        tol = np.asarray(self.check.tolerance, dtype=np.float64).reshape(-1)
+        dense = tol[np.asarray(self.kinds) == "rademacher"]
+        dense = dense[np.isfinite(dense)]
+        return float(np.max(dense)) if dense.size else float("nan")
+
+    @property
+    def relative_bound(self) -> float:
+        """:attr:`bound` as a share of :attr:`scaled_norm`."""
+        return self.bound / self.scaled_norm if self.scaled_norm > 0 else float("nan")
+
+    @property
+    def miss_probability(self) -> float:
+        """Chance that an error with ``||e * s|| >= 2 * bound`` passes every Rademacher direction."""
+        return MISS_PER_DIRECTION ** self.rademacher
+
+    @property
+    def orthogonal_probability(self) -> float:
+        """Chance that a nonzero error is orthogonal to every Rademacher direction (at most)."""
+        return 0.5 ** self.rademacher
+
+    def summary(self) -> str:
+        """One line: how many directions agree."""
+        c = self.check
+        r = self.directions
+        text = (f"{r - c.n_failed - c.n_inconclusive}/{r} random directions agree "
+                f"({self.rademacher} Rademacher, {self.sparse} sparse of {self.sparse_entries:,} "
+                f"entries)")
+        if c.n_failed:
+            text += f", {c.n_failed} fail"
+        if c.n_inconclusive:
+            text += f", {c.n_inconclusive} inconclusive"
+        return text
+
+    def guarantee(self) -> str:
+        """What a pass does and does not prove, with this check's numbers."""
+        r = self.rademacher
+        text = (f"A pass means f's slope along each of the {self.directions} directions drawn "
+                f"(seed {self.seed}) agrees with <g, v> within its tolerance; it does not show "
+                f"that every entry is right.")
+        if r and np.isfinite(self.bound):
+            text += (f" An error e of the gradient with ||e*s|| >= {2 * self.bound:.2e} "
+                     f"({200 * self.relative_bound:.2g}% of ||g*s||, s_i = max(1, |x_i|)) passes all "
+                     f"{r} Rademacher directions with probability <= (13/16)^{r} = "
+                     f"{self.miss_probability:.1e}; a nonzero error is orthogonal to all of them "
+                     f"with probability <= 2^-{r} = {self.orthogonal_probability:.1e}. One wrong "
+                     f"entry i shows in every Rademacher direction as |e_i| s_i, and fails them "
+                     f"when that exceeds {self.bound:.2e}.")
+        if self.sparse:
+            text += (f" A failing sparse direction points at its {self.sparse_entries:,} entries.")
+        return text
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def text(self, summary: bool = True) -> str:
+        """The report's lines; ``summary=False`` leaves out the count of directions that agree."""
+        head = f"  projected: {self.status.upper()}" + (f", {self.summary()}" if summary else "")
+        lines = [_wrap(f"{head}; f evaluated at full points on {self.backend}, {self.check.nfev} "
+                       f"evaluations in {self.check.seconds:.3f} s", indent="    "),
+                 _wrap("    " + self.guarantee(), indent="    ")]
+        shown = [w for w in self.check.worst if w.status != "pass"] or list(self.check.worst[:1])
+        for w in shown[:5]:
+            k = int(w.index[0]) if w.index else 0
+            lines.append(f"    direction {k} ({self.kinds[k]}): slope {_fmt(w.numeric).strip()}, "
+                         f"<g, v> {_fmt(w.analytic).strip()}, error {w.abs_error:.2e}, tolerance "
+                         f"{w.tolerance:.2e}: {w.status}" + (f" ({w.note})" if w.note else ""))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict: the verdict, the guarantees, and the per-direction values."""
+        c = self.check
+        return {"status": self.status, "directions": self.directions,
+                "rademacher": self.rademacher, "sparse": self.sparse,
+                "sparse_entries": self.sparse_entries, "seed": self.seed,
+                "n_failed": c.n_failed, "n_inconclusive": c.n_inconclusive,
+                "scaled_norm": _num(self.scaled_norm), "bound": _num(self.bound),
+                "relative_bound": _num(self.relative_bound),
+                "miss_probability": _num(self.miss_probability),
+                "orthogonal_probability": _num(self.orthogonal_probability),
+                "guarantee": self.guarantee(), "backend": self.backend, "nfev": int(c.nfev),
+                "seconds": float(c.seconds), "noise": _num(c.noise), "advice": c.advice,
+                "kinds": list(self.kinds),
+                "slope": [_num(v) for v in np.ravel(c.numeric)],
+                "analytic": [_num(v) for v in np.ravel(c.analytic)],
+                "tolerance": [_num(v) for v in np.ravel(c.tolerance)],
+                "status_per_direction": np.ravel(c.element_status).tolist(),
+                "reference": None if c.reference is None else c.reference.status}
 
 
 def _wrap(text: str, width: int = 88, indent: str = "") -> str:

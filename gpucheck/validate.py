@@ -22,7 +22,8 @@ __all__ = ["as_host_array", "point", "inputs", "like_inputs", "analytic", "eps_o
            "eps_list", "tolerance_option", "positive_int", "progress_option", "params",
            "base_value", "fraction_option", "finite_real", "positive_real", "choice", "flag",
            "numeric_array", "same_shape", "executor_option", "worker_backend",
-           "grad_roundoff", "reference_option", "scheme_option", "form_supports"]
+           "grad_roundoff", "reference_option", "scheme_option", "form_supports", "MODES",
+           "mode_option", "seed_option", "indices_option"]
 
 
 def as_host_array(value, name: str) -> np.ndarray:
@@ -499,3 +500,121 @@ def worker_backend(name, func, structure: Inputs) -> str:
                             "`executor` for a kernel function of several inputs: it is "
                             "compiled for one backend before it reaches the workers")
     return name
+
+
+# ------------------------------------------------------------------ modes
+
+#: Values of the ``mode`` option (see :mod:`gpucheck.modes`).
+MODES = ("auto", "full", "sample", "project", "sample+project")
+
+
+def mode_option(mode) -> str:
+    """``mode``: one of :data:`MODES`.
+
+    Examples
+    --------
+    >>> mode_option("sample")
+    'sample'
+    """
+    return choice(mode, "mode", MODES)
+
+
+def seed_option(seed):
+    """``seed``: a non-negative integer, or None for a fresh one (reported in the result).
+
+    Examples
+    --------
+    >>> seed_option(3)
+    3
+    >>> isinstance(seed_option(None), int)
+    True
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (1 << 63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise GpuCheckError(f"`seed` must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def indices_option(indices, structure: Inputs, point_shape) -> np.ndarray:
+    """``indices``: entries to check, as sorted unique flat indices into the point.
+
+    One array: a sequence of multi-indices (tuples, or an integer array of
+    shape ``(k, x.ndim)``) or of flat indices (integers); a tuple of
+    integers alone is one multi-index.  Several inputs: a
+    dict from an input's name (or dict key, or tuple position) to such a
+    sequence within that input, or flat indices into all inputs one after
+    the other.  Negative indices count from the end, as in NumPy.
+
+    Examples
+    --------
+    >>> from gpucheck.inputs import single
+    >>> s = single(np.zeros((3, 4)))
+    >>> indices_option([(1, 2), (0, -1)], s, (3, 4)).tolist()
+    [3, 6]
+    >>> indices_option([5, 0], s, (3, 4)).tolist()
+    [0, 5]
+    >>> s2, _ = inputs({"W": np.zeros((2, 2)), "b": np.zeros(3)})
+    >>> indices_option({"b": [2], "W": [(1, 0)]}, s2, (7,)).tolist()
+    [2, 6]
+    """
+    if indices is None:
+        return None
+    if isinstance(indices, dict):
+        if structure.single:
+            raise GpuCheckError("`indices` is a dict, which names inputs; x is one array: give a "
+                                "list of indices")
+        by_name = {}
+        for k, name in zip(structure.keys, structure.names):
+            by_name[k] = by_name[name] = name
+        flat = []
+        for key, value in indices.items():
+            if key not in by_name:
+                known = ", ".join(repr(n) for n in structure.names)
+                raise GpuCheckError(f"`indices` names input {key!r}, but the inputs are {known}")
+            j = structure.names.index(by_name[key])
+            shape, offset = tuple(structure.shapes[j]), structure.offsets[j]
+            flat.append(offset + _flat_indices(value, shape, f"indices[{key!r}]"))
+        out = np.concatenate(flat) if flat else np.zeros(0, np.int64)
+    else:
+        out = _flat_indices(indices, tuple(point_shape), "indices")
+    return np.unique(out.astype(np.int64))
+
+
+def _flat_indices(value, shape: tuple, name: str) -> np.ndarray:
+    """Flat indices of entries given as multi-indices or flat integers, within ``shape``."""
+    if isinstance(value, (str, bytes)) or np.isscalar(value) and not isinstance(value, numbers.Integral):
+        raise GpuCheckError(f"`{name}` must be a sequence of indices, got {value!r}")
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        value = [value]
+    elif isinstance(value, tuple) and len(shape) > 1 and value \
+            and all(isinstance(i, numbers.Integral) for i in value):
+        value = [value]  # x[(3, 4)] is one entry in NumPy too
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise GpuCheckError(f"`{name}` must be a sequence of indices of one length, got {value!r}") from None
+    if arr.size == 0:
+        return np.zeros(0, np.int64)
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        raise GpuCheckError(f"`{name}` must hold integers (flat indices or index tuples), got {value!r}")
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if arr.ndim == 1 and not (isinstance(value, (list, tuple)) and value
+                              and isinstance(value[0], (tuple, list, np.ndarray))):
+        flat = arr.astype(np.int64)
+        bad = (flat < -size) | (flat >= size)
+        if np.any(bad):
+            raise GpuCheckError(f"`{name}`: flat index {int(flat[bad][0])} is out of range for "
+                                f"{size} entries (shape {shape})")
+        return np.where(flat < 0, flat + size, flat)
+    if arr.ndim != 2 or arr.shape[1] != len(shape):
+        raise GpuCheckError(f"`{name}`: each index must have {len(shape)} components for shape "
+                            f"{shape}, got {value!r}")
+    dims = np.asarray(shape, dtype=np.int64)
+    multi = arr.astype(np.int64)
+    bad = np.any((multi < -dims) | (multi >= dims), axis=1)
+    if np.any(bad):
+        raise GpuCheckError(f"`{name}`: index {tuple(int(i) for i in multi[bad][0])} is out of "
+                            f"range for shape {shape}")
+    multi = np.where(multi < 0, multi + dims, multi)
+    return np.ravel_multi_index(tuple(multi.T), shape).astype(np.int64)
