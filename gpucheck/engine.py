@@ -130,11 +130,15 @@ class _State:
 
 
 def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=None,
-          k_worst: int = 5, grad_roundoff: float = 0.0) -> GradCheckResult:
+          k_worst: int = 5, grad_roundoff: float = 0.0, groups=None) -> GradCheckResult:
     """Run the full check of analytic gradient ``a`` (float64, x's shape).
 
     ``grad_roundoff`` is the unit roundoff of the dtype the gradient was
     given in (0 when unknown): the analytic side's own rounding.
+    ``groups`` gives each flat entry the index of the input it belongs to
+    (several inputs): each input is judged at the resolution of its own
+    max|g|, so that a gradient far smaller than another's is still held to
+    a share of itself; None is one group.
     """
     t0 = time.perf_counter()
     x = ev.x
@@ -187,13 +191,16 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
 
     finite_a = np.isfinite(af)
     a0 = np.where(finite_a, af, 0.0)
-    a_scale = float(np.max(np.abs(a0)))
-    afloor = judge.analytic_floor(a0, u_a, a_scale) + 2.0 * grad_roundoff * np.abs(a0)
-    tol = judge.KAPPA * sigma1 * gain + afloor
     with np.errstate(invalid="ignore"):
         err = np.abs(n - af)
     target = judge.resolution(u)
-    scale = a_scale
+    # max|g| per input, as far as the analytic values (and later the
+    # estimates that could fail an entry) show it
+    groups, a_scales = _group_scales(groups, a0)
+    scales = a_scales.copy()
+    # the analytic side rounds relative to the terms of its own input's gradient
+    afloor = judge.analytic_floor(a0, u_a, _per_entry(a_scales, groups)) + 2.0 * grad_roundoff * np.abs(a0)
+    tol = judge.KAPPA * sigma1 * gain + afloor
     # an all-zero analytic gradient against an f that never moves: zero to
     # within a bound at the level of f's own precision is a real answer
     still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(np.abs(xf))))
@@ -203,7 +210,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
                kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
                h_lo=st.h.copy(), h_hi=st.h.copy())
     with np.errstate(invalid="ignore"):
-        ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * scale) & finite_a
+        ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * _per_entry(scales, groups)) & finite_a
     # f never changed at all: the steps are below f's resolution (a
     # staircase whose quantum is not known yet), and a zero difference says
     # nothing either way until a larger step moves f
@@ -303,13 +310,15 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             consistent = ~far | (np.abs(d1 - rd) <= tol_s + rt)
             # the scale of g grows with estimates that could also fail an entry
             solid = finite & measured & ~erratic & ~trunc_dom & consistent & ~flat_e
-            scale = max(scale, _scale(0.0, d1[solid], tol_s[solid], 0.0))
-            thr = target * scale
+            g_todo = None if groups is None else groups[todo]
+            _grow_scales(scales, None if groups is None else g_todo[solid], d1[solid], tol_s[solid])
+            thr = target * _per_entry(scales, g_todo)
             smooth_pass = finite & (err_s <= tol_s) & (tol_s <= thr) & ~flat_e & ~saturated
             # f that does not move even at the largest step: its derivative
             # is zero within the bound there, whatever the scale of g
             still = np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] >= h_max[todo])
-            smooth_pass |= still & finite & (err_s <= tol_s) & (tol_s <= (thr if a_scale > 0 else still_thr))
+            smooth_pass |= still & finite & (err_s <= tol_s) & \
+                (tol_s <= np.where(_per_entry(a_scales, g_todo) > 0, thr, still_thr))
             # far beyond the default step, one-sided slopes that differ by a
             # constant are f's own scale (tanh saturating), not a kink
             is_kink = knk & ~smooth_pass & ~erratic & ~flat_e & ~far_h
@@ -441,23 +450,52 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     # it; a one-sided stencil on the far side can take a larger step
     rest = np.flatnonzero((s.status == judge.INCONCLUSIVE) & finite_a & ~s.kink & ~erratic_any
                           & (s.reason != judge.R_NONFINITE))
-    if rest.size and np.isfinite(target * scale) and target * scale > 0:
+    thr_all = np.broadcast_to(target * _per_entry(scales, groups), (N,))
+    rest = rest[np.isfinite(thr_all[rest]) & (thr_all[rest] > 0)]
+    if rest.size:
         own = line_sigma[rest]
         sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
-        _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
+        _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], thr_all[rest],
                    h_cur[rest], h_max[rest], np.isfinite(own))
-    _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
-    info.update(target=target, scale=scale, erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
+    _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor,
+                 target * scales[0] if groups is None else thr_all)
+    open_ = s.status == judge.INCONCLUSIVE
+    open_groups = np.unique(groups[open_]) if groups is not None else np.zeros(int(open_.any()), np.int64)
+    info.update(target=target, scales=scales,
+                scale=float(np.max(scales[open_groups])) if open_groups.size else float(np.max(scales)),
+                erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
     return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
 
-def _scale(a_scale, d, tol, floor) -> float:
-    """max|g|, as far as the analytic values and the estimates (less their bounds) show it."""
+def _group_scales(groups, a0):
+    """``(groups, max|a| per group)``; ``groups`` None (one input) stays None."""
+    if groups is None:
+        return None, np.array([float(np.max(np.abs(a0))) if a0.size else 0.0])
+    groups = np.asarray(groups, np.int64).reshape(-1)
+    if groups.shape != a0.shape:
+        raise GpuCheckError(f"`groups` must give each of the {a0.size} entries its input, "
+                            f"got {groups.size}")
+    scales = np.zeros(int(groups.max()) + 1 if groups.size else 1)
+    np.maximum.at(scales, groups, np.abs(a0))
+    return groups, scales
+
+
+def _per_entry(scales, groups):
+    """Each entry's group value (one group: the scalar itself, broadcasting)."""
+    return scales[0] if groups is None else scales[groups]
+
+
+def _grow_scales(scales, groups, d, tol) -> None:
+    """Raise each group's max|g| to what its estimates (less their bounds) show."""
     with np.errstate(invalid="ignore"):
         lower = np.abs(d) - tol
-    lower = lower[np.isfinite(lower)]
-    return max(a_scale, float(np.max(lower)) if lower.size else 0.0, float(floor))
+    keep = np.isfinite(lower)
+    if groups is None:
+        if keep.any():
+            scales[0] = max(scales[0], float(np.max(lower[keep])))
+        return
+    np.maximum.at(scales, groups[keep], lower[keep])
 
 
 def _set(s, elements, mask, status, reason, numeric, tol, h):
@@ -682,7 +720,9 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
             # violation smaller than that along o is no more a fail than an
             # entry's error below its threshold (the terms of f, not |f|,
             # set the rounding here, and f may be near zero)
-            tol = max(judge.KAPPA * sig * 3.0, threshold * float(np.sum(np.abs(o)))) \
+            held = threshold * float(np.sum(np.abs(o))) if np.ndim(threshold) == 0 else \
+                float(np.dot(threshold[members], np.abs(o)))
+            tol = max(judge.KAPPA * sig * 3.0, held) \
                 + float(np.dot(afloor[members], np.abs(o))) * 2.5
             if viol < -tol and (worst is None or -viol / tol > worst[0]):
                 worst = (-viol / tol, viol * sign, tol, o)
@@ -757,6 +797,7 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         n_joint_failed=int(np.sum(reason == judge.R_JOINT)),
         n_kink_decided=int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
         n_refined_decided=int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
+        scales=tuple(float(v) for v in info.get("scales", ())),
     )
 
 
@@ -777,8 +818,9 @@ def _advice(x, s: _State, info, overall) -> str:
     lo, hi = info["h_tried"]
     steps = f"{lo:.1e}" if lo == hi else f"{lo:.1e} to {hi:.1e}"
     ulps = info["sigma"] / (u * abs(f0)) if f0 != 0 else float("inf")
+    of = "the max|g| of its input" if len(info.get("scales", ())) > 1 else "max|g|"
     notes.append(f"{k} entr{'y' if k == 1 else 'ies'} undecided after steps from {steps}: no step "
-                 f"brought the error bound below {info['target']:.1%} of max|g| "
+                 f"brought the error bound below {info['target']:.1%} of {of} "
                  f"({info['target'] * info['scale']:.2e}).")
     nonfinite = open_ & (s.reason == judge.R_NONFINITE)
     if np.any(nonfinite):
