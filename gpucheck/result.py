@@ -602,8 +602,9 @@ class Coverage:
     random : int
         Entries drawn uniformly at random (with ``seed``).
     largest : int
-        Entries with the largest |analytic| values (which also make the
-        resolution, a share of max|g|, the same as a full check's).
+        Entries with the largest |analytic| values, of each input when
+        there are several (which also make the resolution, a share of
+        max|g| of each input, the same as a full check's).
     named : int
         Entries named with ``indices=``.
     seed : int
