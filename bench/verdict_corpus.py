@@ -53,6 +53,8 @@ def _dtype(x):
 
 def _applies(form, dt, n, x, args) -> bool:
     name = np.dtype(dt).name
+    if args.forms and form not in args.forms:
+        return False
     if form in corpus.COMPILED and name not in ("float32", "float64"):
         return False
     if form == "callable" and _size(x) > 256:
@@ -154,4 +156,6 @@ if __name__ == "__main__":
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--sizes", type=int, nargs="+", default=[3, 6])
     p.add_argument("--kernel-sizes", type=int, nargs="+", default=[8])
+    p.add_argument("--forms", nargs="+", default=None,
+                   help="only these forms (callable, batched, kernel, rowwise, layer)")
     sys.exit(run(p.parse_args()))
