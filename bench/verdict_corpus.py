@@ -68,6 +68,10 @@ def _plan(args):
     everything = corpus.SMOOTH + corpus.SPECIAL + corpus.LAYERS + corpus.SEVERAL
     kernel_cases = [corpus.mse, corpus.dense, corpus.tanh, corpus.softmax_ce, corpus.logsumexp_large,
                     corpus.layer_norm, corpus.two_inputs]
+    if args.cases:
+        keep = set(args.cases)
+        everything = [b for b in everything if b.__name__ in keep]
+        kernel_cases = [b for b in kernel_cases if b.__name__ in keep]
     plan = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for n in args.sizes:
@@ -75,7 +79,8 @@ def _plan(args):
                 plan += [(seed, n, dt, c, None) for c in corpus.cases(seed, dt, n, everything)]
             for dt in low:
                 plan += [(seed, n, dt, c, None)
-                         for c in corpus.cases(seed, dt, min(n, 8), corpus.LOW_PRECISION)]
+                         for c in corpus.cases(seed, dt, min(n, 8), corpus.LOW_PRECISION)
+                         if not args.cases or c.name in args.cases]
         # larger sizes: the compiled forms only (a callable or batched f is O(N^2) there)
         for n in args.kernel_sizes:
             for dt in dtypes:
@@ -155,7 +160,8 @@ if __name__ == "__main__":
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--sizes", type=int, nargs="+", default=[3, 6])
-    p.add_argument("--kernel-sizes", type=int, nargs="+", default=[8])
+    p.add_argument("--kernel-sizes", type=int, nargs="*", default=[8])
+    p.add_argument("--cases", nargs="+", default=None, help="only these cases of tests/corpus.py")
     p.add_argument("--forms", nargs="+", default=None,
                    help="only these forms (callable, batched, kernel, rowwise, layer)")
     sys.exit(run(p.parse_args()))

@@ -226,11 +226,16 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     near = (st.h <= FAR_STEP * h_def) & ~was_flat
     ref_d = np.where(near, n, np.nan)
     ref_tol = np.where(near, tol, np.nan)
+    # the reference's rounding gain: a floor of f's noise found later (the
+    # quantum of a staircase f, seen only once larger steps move it) widens
+    # the reference's bound too
+    ref_gain = np.where(near, gain, np.nan)
     best_tol = np.where(np.isfinite(n), tol, np.inf)
 
     todo = np.flatnonzero(~ok1 & finite_a)
     line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
     line_done = np.zeros(N, bool)
+    flat_line = np.zeros(N, bool)            # a flat line of a staircase whose quantum is unknown
     with np.errstate(invalid="ignore"):
         want_line = np.zeros(N, bool)
         want_line[todo] = ~(err[todo] <= tol[todo])
@@ -260,9 +265,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             # is known (the floor), its noise is not measured; one that moves
             # nowhere has none
             moved = np.any(np.stack(r["f"])[:, np.searchsorted(todo, lines)] != f0, axis=0)
-            usable &= ~((sig_l == 0) & moved & (fl.step == 0))
+            unknown_step = (sig_l == 0) & moved & (fl.step == 0)
+            usable &= ~unknown_step
             line_sigma[lines] = np.where(usable, sig_l, np.nan)
             line_done[lines] = True
+            flat_line[lines[unknown_step]] = True
         seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
         allv = np.concatenate(seen)
         if suspect or fl.u_out < u:
@@ -270,6 +277,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
             suspect = bool(np.all(allv[np.isfinite(allv)] == f0))
+        if fl.step > 0 and flat_line.any():
+            # the quantum found since: a line flat within one step of the
+            # staircase was measured after all, and its noise is the floor
+            line_sigma[flat_line] = 0.0
+            flat_line[:] = False
         flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
         was_flat[todo] |= flat_e
         fm = np.maximum(r["fmag"], np.abs(f0))
@@ -306,7 +318,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             # coordinate; a line that could not be measured is no licence
             measured = np.isfinite(line_sigma[todo])
             trunc_dom = (judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd) | saturated
-            rd, rt = ref_d[todo], ref_tol[todo]
+            rd = ref_d[todo]
+            rt = np.maximum(ref_tol[todo], judge.KAPPA * fl.at(fm) * ref_gain[todo])
             consistent = ~far | (np.abs(d1 - rd) <= tol_s + rt)
             # the scale of g grows with estimates that could also fail an entry
             solid = finite & measured & ~erratic & ~trunc_dom & consistent & ~flat_e
@@ -393,6 +406,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         upd = ~far & finite & ~np.isfinite(rd) & ~flat_e
         ref_d[todo[upd]] = d1[upd]
         ref_tol[todo[upd]] = tol_s[upd]
+        ref_gain[todo[upd]] = r["gain1"][upd]
 
         # where to look next
         h = h_cur[todo]

@@ -475,3 +475,16 @@ def test_demo_table_falls_tenfold_per_decade():
     ratios = s.discrepancy[:-1] / s.discrepancy[1:]
     assert np.all((ratios > 3) & (ratios < 30)), s.discrepancy
     assert s.regime == "roundoff"
+
+
+def test_a_staircase_whose_quantum_shows_late_still_fails_a_sign_flip():
+    # f rounded to 3 decimals: at the first step f does not move along the
+    # entry's noise line while its stencil nodes do, so that line's noise
+    # was left unmeasured, and stayed so once larger steps showed the quantum
+    c = _cases(4, np.float64, 3, [corpus.coarse_output])["coarse_output"]
+    bad = corpus.bugs(c, 4)["one sign"]
+    for form in ("batched", "callable"):
+        r = _check(c, form, bad)
+        assert r.status == "fail", str(r)
+        assert_consistent(r)
+    assert _check(c, "batched", c.grad).status == "pass"
