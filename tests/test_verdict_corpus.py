@@ -493,3 +493,21 @@ def test_a_staircase_whose_quantum_shows_late_still_fails_a_sign_flip():
         assert r.status == "fail", str(r)
         assert_consistent(r)
     assert _check(c, "batched", c.grad).status == "pass"
+
+
+def test_a_missing_small_gradient_is_never_passed():
+    # b's gradient left at zero: in float32 no step shows b's true gradient
+    # (1e-3 of W's) above its bound, which looks exactly like an input f is
+    # invariant to; held to W's max|g| it would pass, held to its own it
+    # cannot: inconclusive, never pass
+    c = _two(np.float32, seed=27, n=8)
+    gw, gb = c.grad
+    for form in ("batched", "callable"):
+        r = _check(c, form, (gw, np.zeros_like(gb)))
+        v = {v.name: v.status for v in r.inputs}
+        assert v["input 0"] == "pass" and v["input 1"] in ("fail", "inconclusive"), str(r)
+    # an input f does not depend on at all passes: f never moves along it
+    x = np.linspace(0.1, 1, 6).astype(np.float32)
+    r = gpucheck.check_gradient(lambda v, b: np.sum(np.sin(v)), (x, np.ones(3, np.float32)),
+                                (np.cos(x.astype(np.float64)), np.zeros(3)))
+    assert r.status == "pass", str(r)
