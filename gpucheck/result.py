@@ -214,6 +214,8 @@ class GradCheckResult:
     resolution : float
         The largest error bound, as a share of max|g|, at which an entry may
         pass: an error larger than about 1.5 times this in one entry fails.
+        With several inputs, a share of the max|g| of the entry's own input
+        (``scales``, and ``inputs[k].resolution`` in absolute terms).
     nondeterministic : bool
         f returned different values for the same input.
     advice : str
