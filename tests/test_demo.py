@@ -229,3 +229,28 @@ def test_the_command_prints_what_it_computed(monkeypatch, capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert out == "\n".join(demo.render(seen[0])) + "\n"
+
+
+def test_the_readme_quotes_the_demo(computed):
+    """README.md's description of the demo quotes numbers the demo computes today."""
+    import pathlib
+    import re
+
+    d, _ = computed
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    text = " ".join(readme.read_text().split())
+    start = text.index("The demo checks the layer")
+    para = text[start:text.index("## Use", start)]
+
+    def sci(v):
+        m, e = f"{v:.1e}".split("e")
+        return f"{m}e{int(e)}"
+
+    assert f"discrepancy {sci(d.classic_discrepancy)}" in para
+    ratio = np.asarray(d.user.eps).ravel() / d.user_steps
+    assert f"steps {np.min(ratio):.0f}× to {np.max(ratio):.0f}× larger" in para
+    assert d.user.status == "pass" and "and passes" in para
+    assert f"cut f's noise {d.user.noise / d.wide_noise:.0f}×" in para
+    assert d.sweep.regime == "roundoff" and "falls tenfold per tenfold larger step" in para
+    assert f"one gradient entry is {demo.BUG_FACTOR - 1:.0%} off" in para
+    assert not re.search(r"INCONCLUSIVE|inconclusive", para)
