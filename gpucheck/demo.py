@@ -183,7 +183,8 @@ def render(d: Demo) -> list:
         _wrap(
             f"gpucheck takes eps as a starting point. It evaluated the stencil at the user's "
             f"steps with its own noise probes (which put f's noise at {u.noise:.1e}), and "
-            + (f"judged {u.n_refined} of the {n} entries again at other steps; the steps "
+            + ("judged " + (f"all {n}" if u.n_refined == n else f"{u.n_refined} of the {n}")
+               + " entries again at other steps; the steps "
                f"it settled them at are {_span(u.eps)}, {_times(moved)} the user's, "
                + ("larger, where f's rounding divided by the step is smaller" if np.min(moved) > 1
                   else "chosen by the error model")
