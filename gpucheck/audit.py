@@ -180,7 +180,8 @@ def report(r, about: dict, args, *, arrays=None, plot=None, plot_error=None) -> 
     d = r.summary_dict()
     d["audit"] = dict(about, backend_option=args.backend, mode_option=args.mode,
                       max_seconds=args.max_seconds, samples=args.samples,
-                      directions=args.directions, seed=args.seed,
+                      directions=args.directions, seed=args.seed, scheme_option=args.scheme,
+                      reference_option=args.reference,
                       indices=list(args.index or []))
     d["arrays"] = arrays
     d["plot"] = plot
@@ -216,7 +217,8 @@ def run(args, emit) -> int:
     r = _evaluate(args, api.check_gradient, f, x, grad, eps=args.eps, scheme=args.scheme,
                   backend=args.backend, worst=args.worst, mode=args.mode,
                   indices=_indices(args.index), samples=args.samples,
-                  directions=args.directions, max_seconds=args.max_seconds, seed=args.seed)
+                  directions=args.directions, max_seconds=args.max_seconds, seed=args.seed,
+                  reference=args.reference)
     if args.arrays:
         save_arrays(args.arrays, r)
     plot = plot_error = None
