@@ -524,8 +524,11 @@ def interrupted(stop: "partial.CheckInterrupted", ev: Evaluator, structure, a: n
     x = ev.x
     if stop.result is None:
         r = partial.unjudged(x, a, backend=ev.backend, nfev=stop.nfev, seconds=0.0, note=stop.note)
-        if coverage is not None:
-            r = dataclasses.replace(r, coverage=coverage)
+        inputs = () if structure.single else tuple(
+            InputVerdict(name=n, shape=tuple(s), status=UNCHECKED, discrepancy=float("nan"),
+                         entries=int(np.prod(s, dtype=np.int64)) if len(s) else 1, checked=0)
+            for n, s in zip(structure.names, structure.shapes))
+        r = dataclasses.replace(r, coverage=coverage, inputs=inputs)
     else:
         where = stop.entries if entries is None else np.asarray(entries)[stop.entries]
         r = _embed(stop.result, x, a, where, structure, coverage)

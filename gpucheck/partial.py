@@ -150,8 +150,11 @@ def interrupted(s, entries, build, *, total: int, stage: str, nfev: int,
     if not kinks_tested:
         pending = s.kink & (s.status == judge.PASS)
         s.status[pending] = judge.INCONCLUSIVE
-    note = (f"Interrupted (Ctrl-C) during {stage}: {entries.size:,} of {total:,} entries "
-            f"checked, the others not.")
+    if entries.size < total:
+        note = (f"Interrupted (Ctrl-C) during {stage}: {entries.size:,} of {total:,} entries "
+                f"checked, the others not.")
+    else:
+        note = f"Interrupted (Ctrl-C) during {stage}, after every entry was checked once."
     if entries.size == 0:
         return CheckInterrupted(None, entries, total, note, nfev)
     sub = type(s)(**{f.name: getattr(s, f.name)[entries] for f in dataclasses.fields(s)})
