@@ -134,6 +134,10 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
         For bad input, or when f fails or returns something other than a
         finite real scalar at x; with ``scheme='complex'``, when f is not
         complex-analytic.
+    GpuCheckInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`): ``.partial`` is the result
+        so far (``partial=True``; entries not reached are 'unchecked'; never
+        a pass).
 
     Examples
     --------
@@ -241,6 +245,12 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     -------
     numpy.ndarray, or x's structure of them
         For several inputs, a tuple, list or dict like x.
+
+    Raises
+    ------
+    GpuCheckInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`): ``.partial`` is the
+        gradient with NaN for the entries not computed yet.
 
     Examples
     --------
