@@ -252,3 +252,25 @@ def test_simulator_joint_test_interrupt_keeps_the_fail():
     r = info.value.partial
     assert r.status == "fail" and r.n_checked == x.size and r.element_status[10] == "fail"
     assert list(r.element_status[:2]) == ["inconclusive"] * 2
+
+
+def test_executor_chunks_that_came_back_are_kept(problem):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, g = problem
+    full = gpucheck.check_gradient(sines, x, g, backend="cpu")
+
+    def progress(done, total):
+        if done >= 700:
+            raise KeyboardInterrupt
+
+    with ThreadPoolExecutor(2) as pool:
+        r = _interrupted(StopAfter(sines, 10 ** 9, delay=1e-3), x, g, progress=progress,
+                         executor=pool)
+    st = r.element_status
+    checked = st != UNCHECKED
+    assert 0 < r.n_checked == checked.sum() < x.size
+    ok = st == "pass"
+    assert np.all(full.element_status[ok] == "pass")
+    np.testing.assert_array_equal(r.numeric[ok], full.numeric[ok])
+    assert not checked[-1]
