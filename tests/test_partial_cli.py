@@ -55,7 +55,7 @@ SLOW = textwrap.dedent("""
 @pytest.fixture
 def work(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW)
-    x = np.linspace(-1.0, 1.0, 800)
+    x = np.linspace(-1.0, 1.0, 1500)
     g = np.cos(x)
     g[3] *= 1.05          # checked before the interrupt
     g[-1] *= 1.05         # never reached
@@ -126,7 +126,7 @@ def test_check_sigint_prints_the_partial_json_and_exits_130(work):
     d = json.loads(out)
     assert d["partial"] is True and d["status"] == "fail" and d["passed"] is False
     k = d["n_checked"]
-    assert 3 < k < 800
+    assert 3 < k < 1500
     assert d["worst"][0]["index"] == [3] and d["worst"][0]["status"] == "fail"
     with np.load(work / "arrays.npz") as a:
         st = a["element_status"]
