@@ -279,3 +279,21 @@ def test_executor_chunks_that_came_back_are_kept(problem):
     assert np.all(full.element_status[ok] == "pass")
     np.testing.assert_array_equal(r.numeric[ok], full.numeric[ok])
     assert not checked[-1]
+
+
+def test_interrupted_reference_keeps_the_complete_check_and_never_passes():
+    x = np.linspace(-1.0, 1.0, 50).astype(np.float32)
+
+    def f(v):
+        if v.dtype == np.float64:      # the float64 reference check
+            raise KeyboardInterrupt
+        return np.sum(np.sin(v.astype(np.float64)))
+
+    g = np.cos(x.astype(np.float64))
+    r = _interrupted(f, x, g, reference="float64")
+    assert r.status == "inconclusive" and r.n_checked == x.size and r.reference is None
+    assert np.all(r.element_status == "pass")
+    assert "float64 reference" in r.advice
+    g[7] *= 1.1
+    r = _interrupted(f, x, g, reference="float64")
+    assert r.status == "fail" and r.element_status[7] == "fail"
