@@ -297,3 +297,34 @@ def test_interrupted_reference_keeps_the_complete_check_and_never_passes():
     g[7] *= 1.1
     r = _interrupted(f, x, g, reference="float64")
     assert r.status == "fail" and r.element_status[7] == "fail"
+
+
+def test_partial_verdicts_never_exceed_the_complete_checks_over_the_corpus(monkeypatch):
+    """Interrupted anywhere, no entry passes (or fails) that the complete check does not."""
+    from gpucheck import schedule
+
+    import corpus
+
+    # chunks of a few points, so that every call count is near a chunk's end
+    monkeypatch.setitem(schedule.TARGET_SECONDS, "cpu", 1e-4)
+    monkeypatch.setattr(schedule, "GROW", 2)
+    checked = 0
+    for c in corpus.cases(0, np.float32, 4):
+        f = c.forms.get("callable")
+        if f is None:
+            continue
+        for g in [c.grad, *corpus.bugs(c, 0).values()]:
+            full = gpucheck.check_gradient(f, c.x, g, backend="cpu", mode="full")
+            for k in (130, full.nfev - 10):
+                try:
+                    gpucheck.check_gradient(StopAfter(f, k, delay=0.0), c.x, g, backend="cpu",
+                                            mode="full")
+                    continue
+                except gpucheck.GpuCheckInterrupted as stop:
+                    r = stop.partial
+                st = r.element_status
+                assert r.status != "pass", c.name
+                assert np.all(full.element_status[st == "pass"] == "pass"), c.name
+                assert np.all(full.element_status[st == "fail"] == "fail"), c.name
+                checked += int(r.n_checked)
+    assert checked > 0
