@@ -111,15 +111,13 @@ class Evaluator:
 def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
     st = plan.points(ev.x, scheme=scheme, eps=eps)
-    by_entry = partial.entry_major(len(scheme.multipliers), ev.x.size)
-    (f0, fv), done, stop = partial.evaluate(
-        ev, ev.base_part(), (st.idx[by_entry], st.vals.reshape(-1)[by_entry]))
-    fv = partial.restore(fv, by_entry)
+    K = len(scheme.multipliers)
+    (f0, fv), done, stop = partial.evaluate(ev, ev.base_part(), partial.by_entry(st))
+    fv = partial.restore(fv, K)
     if stop is not None:
         with np.errstate(invalid="ignore"):
             g = st.derivative(fv, float(f0[0]) if done[0][0] else np.nan)
-        raise partial.GradientInterrupted(
-            g, partial.complete_entries(done[1], by_entry, len(scheme.multipliers)).size) from None
+        raise partial.GradientInterrupted(g, partial.complete_entries(done[1], K).size) from None
     f0 = float(f0[0])
     return st.derivative(fv, f0 if np.isfinite(f0) else None), st, f0
 
@@ -172,14 +170,12 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     # at the end of the call, where a nondeterministic f shows it.  The
     # probes come first and the stencil entry by entry, so that a check
     # stopped by Ctrl-C can judge the entries whose nodes it has
-    by_entry = partial.entry_major(len(scheme.multipliers), N)
     (f0a, pv, f0b, fv, f0c), done, stop = partial.evaluate(
-        ev, base, (probe.idx, probe.vals), base,
-        (st.idx[by_entry], st.vals.reshape(-1)[by_entry]), base)
+        ev, base, (probe.idx, probe.vals), base, partial.by_entry(st), base)
     if stop is not None and not partial.judgeable(done, (0, 1, 2)):
         raise partial.CheckInterrupted(None, [], N, "Interrupted (Ctrl-C) before the noise of f "
                                        "was measured: no entry checked.", ev.nfev) from None
-    fv = partial.restore(fv, by_entry)
+    fv = partial.restore(fv, len(scheme.multipliers))
     f0 = base_value(float(f0a[0]))
     repeats = np.array([f0a[0], f0b[0], f0c[0]])[:3 if done[4][0] else 2]
     spread = float(np.max(repeats) - np.min(repeats)) if np.all(np.isfinite(repeats)) else float("inf")
@@ -213,7 +209,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
                    np.zeros(N, bool), st.h.copy(), st.h.copy())
         if stop is not None:
             raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
-                           partial.complete_entries(done[3], by_entry, K)) from None
+                           partial.complete_entries(done[3], K)) from None
         return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
     finite_a = np.isfinite(af)
@@ -248,7 +244,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     if stop is not None:
         info.update(target=target, scale=scale)
         raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
-                       partial.complete_entries(done[3], by_entry, K)) from None
+                       partial.complete_entries(done[3], K)) from None
     # an estimate at a step no larger than FAR_STEP defaults, for judging
     # estimates made at larger steps
     near = (st.h <= FAR_STEP * h_def) & ~was_flat

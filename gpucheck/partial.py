@@ -31,7 +31,7 @@ import numpy as np
 from . import judge, schedule
 from .result import UNCHECKED, GradCheckResult
 
-__all__ = ["CheckInterrupted", "GradientInterrupted", "entry_major", "restore", "evaluate",
+__all__ = ["CheckInterrupted", "GradientInterrupted", "by_entry", "restore", "evaluate",
            "complete_entries", "judgeable", "interrupted", "unjudged", "mark", "flat", "NOTE_OPEN"]
 
 #: Appended to the note of an entry left open by the interrupt.
@@ -74,34 +74,35 @@ class GradientInterrupted(KeyboardInterrupt):
         self.checked = int(checked)
 
 
-def entry_major(k: int, n: int) -> np.ndarray:
-    """The order that puts the k stencil nodes of each of n entries together.
+def by_entry(st) -> tuple:
+    """A stencil's points ``(idx, vals)`` entry by entry: all nodes of entry 0, then of 1, ...
 
-    A stencil lists its points node by node (``(k, n)``); this permutation
-    of its ``k * n`` points lists them entry by entry, so that a prefix of
-    the points is a prefix of whole entries.
-
-    Examples
-    --------
-    >>> entry_major(2, 3).tolist()
-    [0, 3, 1, 4, 2, 5]
-    """
-    return np.arange(k * n, dtype=np.int64).reshape(k, n).T.reshape(-1)
-
-
-def restore(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Values evaluated in ``order`` back in the stencil's own order.
+    A stencil lists its points node by node (``(k, n)``); entry by entry, a
+    prefix of the points is a prefix of whole entries.
 
     Examples
     --------
     >>> import numpy as np
-    >>> o = entry_major(2, 3)
-    >>> restore(np.arange(6.0)[o], o).tolist()
-    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    >>> from gpucheck import plan
+    >>> st = plan.stencil(np.zeros(3), [-1, 1], np.ones(3))
+    >>> idx, vals = by_entry(st)
+    >>> idx.tolist(), vals.tolist()
+    ([0, 0, 1, 1, 2, 2], [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
     """
-    out = np.empty_like(values)
-    out[order] = values
-    return out
+    k = len(st.multipliers)
+    return np.repeat(st.elements, k), np.ascontiguousarray(st.vals.T).reshape(-1)
+
+
+def restore(values: np.ndarray, k: int) -> np.ndarray:
+    """Values of :func:`by_entry`'s points back in the stencil's order (node by node).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> restore(np.array([10.0, 11.0, 20.0, 21.0]), 2).tolist()
+    [10.0, 20.0, 11.0, 21.0]
+    """
+    return np.ascontiguousarray(np.asarray(values).reshape(-1, k).T).reshape(-1)
 
 
 def evaluate(ev, *parts):
@@ -117,17 +118,16 @@ def evaluate(ev, *parts):
     return values, [np.ones(np.size(v), bool) for v in values], None
 
 
-def complete_entries(done: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
-    """Entries all k of whose nodes were evaluated (``done`` in ``order``).
+def complete_entries(done: np.ndarray, k: int) -> np.ndarray:
+    """Entries all k of whose nodes were evaluated (``done`` over :func:`by_entry`'s points).
 
     Examples
     --------
     >>> import numpy as np
-    >>> o = entry_major(2, 3)
-    >>> complete_entries(np.array([1, 1, 1, 0, 0, 0], bool), o, 2).tolist()
+    >>> complete_entries(np.array([1, 1, 1, 0, 0, 0], bool), 2).tolist()
     [0]
     """
-    return np.flatnonzero(restore(np.asarray(done, bool), order).reshape(k, -1).all(axis=0))
+    return np.flatnonzero(np.asarray(done, bool).reshape(-1, k).all(axis=1))
 
 
 def judgeable(done: list, needed) -> bool:
