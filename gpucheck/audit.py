@@ -211,7 +211,7 @@ def save_arrays(path: str, r) -> None:
 
 def run(args, emit) -> int:
     """Run ``gpucheck audit``; ``emit`` prints to stdout.  Returns the exit status."""
-    from .cli import _EXIT, _evaluate
+    from .cli import _evaluate, exit_status
 
     f, x, grad, about = build_problem(args)
     r = _evaluate(args, api.check_gradient, f, x, grad, eps=args.eps, scheme=args.scheme,
@@ -234,7 +234,7 @@ def run(args, emit) -> int:
         except OSError as err:
             plot_error = f"cannot write {args.plot!r}: {err}"
             print(f"gpucheck: `--plot`: {plot_error}", file=sys.stderr)
-    code = _EXIT[r.status]
+    code = exit_status(r)
     d = report(r, about, args, arrays=args.arrays, plot=plot, plot_error=plot_error)
     d["exit_status"] = code
     text = json.dumps(d)

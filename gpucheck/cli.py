@@ -2,7 +2,9 @@
 
 Verbs: ``demo``, ``check``, ``sweep``, ``audit``, ``bench``, ``info``.  Exit
 status of ``check`` and ``audit``: 0 pass, 1 fail, 3 inconclusive, 2 bad usage
-or input (with a one-line reason on stderr; ``--debug`` adds the traceback).
+or input (with a one-line reason on stderr; ``--debug`` adds the traceback),
+130 interrupted (Ctrl-C): the report of what was checked so far, marked
+partial, is still printed (and written as JSON).
 ``sweep`` exits 1 when the regime is ``bug``.
 
 Several inputs: ``--x NAME=W1.npy`` repeated (f gets a dict), ``--x A.npy``
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import api, executors, layers
 from .backends import BACKENDS
-from .errors import GpuCheckError
+from .errors import GpuCheckError, GpuCheckInterrupted
 from .functions import batched, kernel
 from .progress import Meter
 from .stencils import SCHEMES
@@ -53,15 +55,24 @@ class _Interrupted(KeyboardInterrupt):
 
 
 def _evaluate(args, fn, *a, **kw):
-    """Call an API function with the progress bar and ``--scheduler``'s client."""
+    """Call an API function with the progress bar and ``--scheduler``'s client.
+
+    Ctrl-C during a check returns its partial result (``partial=True``: the
+    verb prints it and exits with :data:`EXIT_INTERRUPTED`).
+    """
     executor = executors.connect(args.scheduler) if args.scheduler else None
     try:
         with Meter(enabled=not args.quiet) as meter:
             try:
                 return fn(*a, progress=meter, executor=executor, **kw)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 where = (f" after {meter.done:,} of {meter.total:,} evaluations of this stage"
                          if meter.total else "")
+                partial = getattr(stop, "partial", None)
+                if getattr(partial, "partial", False):
+                    print(f"gpucheck: interrupted{where}; reporting what was checked",
+                          file=sys.stderr)
+                    return partial
                 raise _Interrupted(f"interrupted{where}; no verdict") from None
     finally:
         if executor is not None:
@@ -418,7 +429,12 @@ def _cmd_check(args) -> int:
         _emit(json.dumps(d))
     else:
         _emit(str(r) + (f"\n  per-entry arrays written to {args.arrays}" if args.arrays else ""))
-    return _EXIT[r.status]
+    return exit_status(r)
+
+
+def exit_status(r) -> int:
+    """The exit status of a check's result: 130 for a partial one, else by its status."""
+    return EXIT_INTERRUPTED if r.partial else _EXIT[r.status]
 
 
 def _cmd_sweep(args) -> int:

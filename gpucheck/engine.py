@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import judge, noise, plan, schedule
+from . import judge, noise, partial, plan, schedule
 from .diagnose import diagnose
 from .errors import GpuCheckError
 from .functions import Function
@@ -55,6 +55,13 @@ class Evaluator:
         vals = np.concatenate([np.asarray(v, dtype=self.x.dtype).ravel() for _, v in parts])
         try:
             ev = self._runner.run(idx, vals, self.progress)
+        except schedule.Interrupted as stop:
+            # what was evaluated before Ctrl-C, cut like the parts (NaN and
+            # False where not evaluated), for the caller to judge
+            self.nfev += int(np.sum(stop.done))
+            stop.parts = [(v, d) for v, d in zip(self._split(parts, stop.values),
+                                                  self._split(parts, stop.done))]
+            raise
         except GpuCheckError:
             raise
         except Exception as err:
@@ -70,6 +77,10 @@ class Evaluator:
         self.compile_seconds += ev.compile_seconds
         self.run_seconds += ev.run_seconds
         self.backend = ev.backend
+        return self._split(parts, values)
+
+    @staticmethod
+    def _split(parts, values):
         out, start = [], 0
         for i, _ in parts:
             k = np.asarray(i).size
@@ -100,7 +111,13 @@ class Evaluator:
 def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
     st = plan.points(ev.x, scheme=scheme, eps=eps)
-    f0, fv = ev(ev.base_part(), (st.idx, st.vals))
+    K = len(scheme.multipliers)
+    (f0, fv), done, stop = partial.evaluate(ev, ev.base_part(), partial.by_entry(st))
+    fv = partial.restore(fv, K)
+    if stop is not None:
+        with np.errstate(invalid="ignore"):
+            g = st.derivative(fv, float(f0[0]) if done[0][0] else np.nan)
+        raise partial.GradientInterrupted(g, partial.complete_entries(done[1], K).size) from None
     f0 = float(f0[0])
     return st.derivative(fv, f0 if np.isfinite(f0) else None), st, f0
 
@@ -149,11 +166,18 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
     probe = noise.probe_points(x, np.minimum(st.h, h_def))
     base = ev.base_part()
-    # the repeats of the base point sit at the start, after the stencil and
-    # at the end of the call, where a nondeterministic f shows it
-    f0a, fv, f0b, pv, f0c = ev(base, (st.idx, st.vals), base, (probe.idx, probe.vals), base)
+    # the repeats of the base point sit at the start, after the probes and
+    # at the end of the call, where a nondeterministic f shows it.  The
+    # probes come first and the stencil entry by entry, so that a check
+    # stopped by Ctrl-C can judge the entries whose nodes it has
+    (f0a, pv, f0b, fv, f0c), done, stop = partial.evaluate(
+        ev, base, (probe.idx, probe.vals), base, partial.by_entry(st), base)
+    if stop is not None and not partial.judgeable(done, (0, 1, 2)):
+        raise partial.CheckInterrupted(None, [], N, "Interrupted (Ctrl-C) before the noise of f "
+                                       "was measured: no entry checked.", ev.nfev) from None
+    fv = partial.restore(fv, len(scheme.multipliers))
     f0 = base_value(float(f0a[0]))
-    repeats = np.array([f0a[0], f0b[0], f0c[0]])
+    repeats = np.array([f0a[0], f0b[0], f0c[0]])[:3 if done[4][0] else 2]
     spread = float(np.max(repeats) - np.min(repeats)) if np.all(np.isfinite(repeats)) else float("inf")
     values = np.concatenate([fv, pv, repeats])
     K = len(scheme.multipliers)
@@ -166,7 +190,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
     n = st.derivative(fv, f0)
     with np.errstate(invalid="ignore"):
-        fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
+        fmag = np.maximum(np.abs(f0), np.fmax.reduce(np.abs(node_vals), axis=0))
     sigma1 = np.maximum(sigma_g, fl.at(fmag))
     gain = st.centered_gain()
     info = dict(sigma=sigma_g, floor=fl, f0=f0, spread=spread, target=0.0, scale=0.0,
@@ -183,6 +207,9 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         reason[nonfinite] = judge.R_NONFINITE
         s = _State(n, tol, status, reason, st.h.copy(), np.zeros(N, bool), np.zeros(N),
                    np.zeros(N, bool), st.h.copy(), st.h.copy())
+        if stop is not None:
+            raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
+                           partial.complete_entries(done[3], K)) from None
         return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
     finite_a = np.isfinite(af)
@@ -214,6 +241,10 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     s.reason[ok1] = judge.R_ROUNDING
     s.status[~finite_a] = judge.FAIL
     s.reason[~finite_a] = judge.R_ANALYTIC
+    if stop is not None:
+        info.update(target=target, scale=scale)
+        raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
+                       partial.complete_entries(done[3], K)) from None
     # an estimate at a step no larger than FAR_STEP defaults, for judging
     # estimates made at larger steps
     near = (st.h <= FAR_STEP * h_def) & ~was_flat
@@ -241,9 +272,13 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             break
         s.refined[todo] = True
         lines = todo[want_line[todo] & ~line_done[todo]]
-        r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
-                         noise.REACH * np.where(was_flat[lines], h_cur[lines],
-                                                np.minimum(h_cur[lines], h_def[lines])), f0)
+        try:
+            r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
+                             noise.REACH * np.where(was_flat[lines], h_cur[lines],
+                                                    np.minimum(h_cur[lines], h_def[lines])), f0)
+        except KeyboardInterrupt:
+            info.update(target=target, scale=scale)
+            raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "refinement") from None
         known = None
         order = np.where(high[todo], HIGH.order, scheme.order)
         if lines.size:
@@ -441,15 +476,29 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     # it; a one-sided stencil on the far side can take a larger step
     rest = np.flatnonzero((s.status == judge.INCONCLUSIVE) & finite_a & ~s.kink & ~erratic_any
                           & (s.reason != judge.R_NONFINITE))
-    if rest.size and np.isfinite(target * scale) and target * scale > 0:
-        own = line_sigma[rest]
-        sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
-        _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
-                   h_cur[rest], h_max[rest], np.isfinite(own))
-    _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
+    info.update(target=target, scale=scale)
+    try:
+        if rest.size and np.isfinite(target * scale) and target * scale > 0:
+            own = line_sigma[rest]
+            sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
+            _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
+                       h_cur[rest], h_max[rest], np.isfinite(own))
+        _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
+    except KeyboardInterrupt:
+        raise _stopped(ev, x, af, s, scheme, k_worst, t0, info,
+                       "the one-sided and joint tests") from None
     info.update(target=target, scale=scale, erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
     return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
+
+
+def _stopped(ev, x, af, s, scheme, k_worst, t0, info, stage, entries=None):
+    """Ctrl-C at ``stage``: the verdict reached on ``entries`` (all: None), for the caller."""
+    def build(e, sub):
+        return _result(ev, x.reshape(-1)[e], af[e], sub, scheme, k_worst, time.perf_counter() - t0,
+                       info)
+
+    return partial.interrupted(s, entries, build, total=x.size, stage=stage, nfev=ev.nfev)
 
 
 def _scale(a_scale, d, tol, floor) -> float:
