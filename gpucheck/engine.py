@@ -25,7 +25,7 @@ from .result import GradCheckResult, WorstEntry
 from .stencils import Scheme, get_scheme
 from .validate import base_value, where
 
-__all__ = ["Evaluator", "check", "numerical"]
+__all__ = ["Evaluator", "check", "numerical", "worst_order"]
 
 
 @dataclass
@@ -146,7 +146,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     af = a.reshape(-1)
     st = plan.points(x, scheme=scheme, eps=eps)
-    h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
+    # the default steps are the plan's own when the user gave none
+    h_def = st.h if eps is None else plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
     probe = noise.probe_points(x, np.minimum(st.h, h_def))
     base = ev.base_part()
     # the repeats of the base point sit at the start, after the stencil and
@@ -159,7 +160,9 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     K = len(scheme.multipliers)
     node_vals = fv.reshape(K, N)
     pl = pv.reshape(probe.vals.shape)
-    flat = bool(np.any(np.ptp(node_vals, axis=0) == 0) or np.any(np.diff(pl, axis=1) == 0))
+    # (a node column of equal finite values is one whose ptp is 0)
+    flat = bool(np.any(np.all(node_vals == node_vals[0], axis=0) & np.isfinite(node_vals[0]))
+                or np.any(np.diff(pl, axis=1) == 0))
     fl = noise.Floor(noise.output_roundoff(values, u), noise.quantum(values, flat),
                      spread if np.isfinite(spread) else 0.0)
     sigma_g = noise.estimate(probe, f0, pv)
@@ -207,7 +210,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     # f never changed at all: the steps are below f's resolution (a
     # staircase whose quantum is not known yet), and a zero difference says
     # nothing either way until a larger step moves f
-    suspect = bool(np.all(values[np.isfinite(values)] == f0))
+    suspect = not bool(np.any((values != f0) & np.isfinite(values)))
     was_flat = suspect & np.all(node_vals == f0, axis=0)
     ok1 &= ~was_flat
     s.status[ok1] = judge.PASS
@@ -698,35 +701,50 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
 
 def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
     """``||n - a|| / (||n|| + ||a||)``, 0 when both are zero."""
-    n = np.asarray(n, dtype=np.float64)
-    a = np.asarray(a, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64).reshape(-1)
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(a))):
         return float("nan")
-    scale = max(float(np.max(np.abs(n))), float(np.max(np.abs(a))))
+    if n.size == 0:
+        return 0.0
+    scale = max(float(np.max(n)), -float(np.min(n)), float(np.max(a)), -float(np.min(a)))
     if scale == 0.0:
         return 0.0
     # scaled so that the squares cannot overflow
-    num = float(np.linalg.norm((n - a) / scale))
-    den = float(np.linalg.norm(n / scale) + np.linalg.norm(a / scale))
+    num = _norm(np.subtract(n, a), scale)
+    den = _norm(n, scale, copy=True) + _norm(a, scale, copy=True)
     if den == 0.0:
         return 0.0
     return num / den
 
 
+def _norm(v: np.ndarray, scale: float, *, copy: bool = False) -> float:
+    """``||v / scale||`` by NumPy's pairwise sum of squares.
+
+    Not a BLAS dot: a threaded BLAS sums in an order that depends on its
+    thread count, and on a busy host its threads cost more than the sum.
+    """
+    w = v / scale if copy else np.divide(v, scale, out=v)
+    np.multiply(w, w, out=w)
+    return float(np.sqrt(np.sum(w)))
+
+
 def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=None) -> GradCheckResult:
     n, tol, status, reason = s.numeric, s.tol, s.status, s.reason
+    # the quotients only where their divisor is positive (0 or inf
+    # elsewhere), and NaN made inf: written in place, no temporaries
     with np.errstate(invalid="ignore", divide="ignore"):
-        abs_err = np.abs(n - af)
-        big = np.maximum(np.abs(n), np.abs(af))
-        rel_err = np.where(big > 0, abs_err / np.where(big > 0, big, 1.0), 0.0)
-        ratio = np.where(tol > 0, abs_err / np.where(tol > 0, tol, 1.0), np.where(abs_err > 0, np.inf, 0.0))
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    rel_err = np.where(np.isnan(rel_err), np.inf, rel_err)
-    # failing entries first, then inconclusive, then passing; within each,
-    # the largest error relative to the tolerance first
-    rank = np.select([status == judge.FAIL, status == judge.INCONCLUSIVE], [0, 1], 2)
-    k = min(k_worst, n.size)
-    order = np.lexsort((np.arange(n.size), -ratio, rank))[:k]
+        abs_err = np.subtract(n, af)
+        np.abs(abs_err, out=abs_err)
+        big = np.abs(n)
+        np.maximum(big, np.abs(af), out=big)
+        rel_err = np.zeros(n.shape)
+        np.divide(abs_err, big, out=rel_err, where=big > 0)
+        ratio = np.where(abs_err > 0, np.inf, 0.0)
+        np.divide(abs_err, tol, out=ratio, where=tol > 0)
+    ratio[np.isnan(ratio)] = np.inf
+    rel_err[np.isnan(rel_err)] = np.inf
+    order = worst_order(status, ratio, k_worst)
     names = np.asarray(judge.STATUS_NAMES)
     worst = tuple(
         WorstEntry(tuple(int(i) for i in np.unravel_index(int(j), x.shape)), float(n[j]), float(af[j]),
@@ -758,6 +776,67 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         n_kink_decided=int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
         n_refined_decided=int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
     )
+
+
+def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the ``k`` entries a report lists first.
+
+    Failing entries first, then inconclusive, then the rest; within each,
+    the largest ``ratio`` (error over tolerance, never NaN) first, and the
+    lower index on a tie: the first k of
+    ``np.lexsort((np.arange(n), -ratio, rank))``, found without sorting all
+    n entries.
+
+    Examples
+    --------
+    >>> worst_order(np.array([0, 1, 0, 2]), np.array([3.0, 0.5, 7.0, 1.0]), 3).tolist()
+    [1, 3, 2]
+    """
+    status = np.asarray(status).reshape(-1)
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(-1)
+    k = min(int(k), status.size)
+    out = []
+    fail, open_ = status == judge.FAIL, status == judge.INCONCLUSIVE
+    for mask in (fail, open_, None):
+        need = k - len(out)
+        if need <= 0:
+            break
+        if mask is None:
+            mask = ~(fail | open_)
+        count = int(np.count_nonzero(mask))
+        if count == 0:
+            continue
+        need = min(need, count)
+        if count <= max(64 * need, 4096):
+            members = np.flatnonzero(mask)
+            # members are in index order: a stable sort keeps ties that way
+            out.extend(members[np.argsort(-ratio[members], kind="stable")[:need]].tolist())
+        else:
+            out.extend(_largest(np.where(mask, ratio, -1.0), need))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _largest(key: np.ndarray, k: int) -> list:
+    """Indices of the k largest of ``key``, largest first, ties by index.
+
+    ``key`` holds no NaN, and at least k values above -inf.
+
+    ``key`` is a scratch array (overwritten).
+    """
+    if k <= 16:
+        # k passes of argmax, which returns the first of equal maxima
+        out = []
+        for _ in range(k):
+            j = int(np.argmax(key))
+            out.append(j)
+            key[j] = -np.inf
+        return out
+    neg = np.negative(key, out=key)
+    kth = np.partition(neg, k - 1)[k - 1]
+    less = np.flatnonzero(neg < kth)
+    ties = np.flatnonzero(neg == kth)[:k - less.size]
+    cand = np.concatenate([less, ties])
+    return cand[np.lexsort((cand, neg[cand]))][:k].tolist()
 
 
 def _advice(x, s: _State, info, overall) -> str:

@@ -61,10 +61,15 @@ def nominal_steps(x: np.ndarray, eps) -> np.ndarray:
     ``eps`` may be a scalar or an array of x's shape (absolute steps are then
     taken as given).
     """
-    xf = np.abs(x.reshape(-1).astype(np.float64))
     e = np.asarray(eps, dtype=np.float64)
     if e.ndim == 0:
-        return float(e) * np.maximum(1.0, xf)
+        # in place, one float64 array: the same operations as
+        # eps * max(1, |x|) with its temporaries
+        h = x.reshape(-1).astype(np.float64)
+        np.abs(h, out=h)
+        np.maximum(h, 1.0, out=h)
+        np.multiply(h, float(e), out=h)
+        return h
     return e.reshape(-1).copy()
 
 
@@ -106,8 +111,22 @@ class Stencil:
         return np.abs(self.weights).sum(axis=0)
 
     def centered(self) -> tuple:
-        """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`)."""
-        return centered_weights(self.offsets)
+        """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`).
+
+        Computed once per stencil (the arrays are shared: do not modify them).
+        """
+        cached = self.__dict__.get("_centered")
+        if cached is None:
+            w = self.weights
+            # a non-strict stencil holds NaN weights where a node is not
+            # finite or fell onto x; the formula is that of the raw offsets
+            bad = ~np.all(np.isfinite(self.offsets) & (self.offsets != 0.0), axis=0)
+            if np.any(bad):
+                w = w.copy()
+                w[:, bad] = derivative_weights(self.offsets[:, bad])
+            cached = centered_weights(self.offsets, weights=w)
+            object.__setattr__(self, "_centered", cached)
+        return cached
 
     def derivative(self, values: np.ndarray, f0: float | None = None) -> np.ndarray:
         """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'.
@@ -143,13 +162,15 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
     flat = x.reshape(-1)
     if elements is None:
         elements = np.arange(flat.size, dtype=np.int64)
-    elements = np.asarray(elements, dtype=np.int64)
+        base = flat.astype(np.float64)
+    else:
+        elements = np.asarray(elements, dtype=np.int64)
+        base = flat[elements].astype(np.float64)
     h = np.asarray(h, dtype=np.float64)
-    base = flat[elements].astype(np.float64)
     mult = np.asarray(multipliers, dtype=np.float64)[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
-        vals = (base[None, :] + mult * h[None, :]).astype(x.dtype)
-    offsets = vals.astype(np.float64) - base[None, :]
+        vals = (base[None, :] + mult * h[None, :]).astype(x.dtype, copy=False)
+    offsets = vals.astype(np.float64, copy=False) - base[None, :]
     if not strict:
         bad = ~np.all(np.isfinite(offsets) & (offsets != 0.0), axis=0)
         # such nodes are evaluated at x itself: harmless, and never used
