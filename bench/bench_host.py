@@ -4,7 +4,10 @@ A full check of a built-in layer spends little of its time evaluating f
 (the delta evaluator) and the rest on the host: the plan, the noise probes,
 the verdict and the result.  This script times, for each workload, the
 whole ``check_gradient`` (``check s``) and the backend's evaluation of the
-same points alone (``eval s``); ``host s`` is their difference.  With
+same points alone (``eval s``); ``host s`` is their difference, and
+``host CPU s`` the same difference in CPU time of the calling thread (what
+the host computes, less sensitive to other processes on a busy machine;
+the evaluation's worker threads are not in it).  With
 ``--ref DIR`` (another source tree of gpucheck, e.g. an older commit from
 ``git archive COMMIT | tar -x -C DIR``) it runs the same measurement on
 both trees in alternating child processes, ``--rounds`` times each, keeps
@@ -40,12 +43,14 @@ QUICK = [("mse 256x256 float32", "mse", 256, "float32", 0),
 
 
 def _best(fn, repeat):
-    best, out = math.inf, None
+    """Best wall time of ``repeat`` calls, best CPU time of this thread, last result."""
+    best, cpu, out = math.inf, math.inf, None
     for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - t0)
-    return best, out
+        cpu = min(cpu, time.thread_time() - c0)
+    return best, cpu, out
 
 
 def child(workloads, repeat):
@@ -72,14 +77,17 @@ def child(workloads, repeat):
         bad = grad.copy()
         bad.flat[7] += 0.01 * float(np.max(np.abs(grad)))
         gpucheck.check_gradient(built, x, grad, backend="cpu")  # compile, caches
-        check_s, r = _best(lambda: gpucheck.check_gradient(built, x, grad, backend="cpu"), repeat)
-        bug_s, rb = _best(lambda: gpucheck.check_gradient(built, x, bad, backend="cpu"), repeat)
+        check_s, check_cpu, r = _best(lambda: gpucheck.check_gradient(built, x, grad, backend="cpu"),
+                                      repeat)
+        bug_s, _, rb = _best(lambda: gpucheck.check_gradient(built, x, bad, backend="cpu"), repeat)
         st = plan.points(x, scheme=get_scheme("central"))
         func, impl = as_function(built), get("cpu")
-        eval_s = min(impl.evaluate(func, x, st.idx, st.vals.reshape(-1)).run_seconds
-                     for _ in range(max(1, repeat)))
+        eval_s, eval_cpu, _ = _best(lambda: impl.evaluate(func, x, st.idx, st.vals.reshape(-1)),
+                                    repeat)
         print(json.dumps({"workload": name, "N": int(x.size), "check_s": check_s,
-                          "eval_s": eval_s, "host_s": check_s - eval_s, "status": r.status,
+                          "eval_s": eval_s, "host_s": check_s - eval_s,
+                          "check_thread_s": check_cpu, "host_thread_s": check_cpu - eval_cpu,
+                          "status": r.status,
                           "bug_check_s": bug_s, "bug_status": rb.status,
                           "bug_failed": int(rb.n_failed)}), flush=True)
 
@@ -118,24 +126,28 @@ def main(argv=None):
                 best[key] = row if old is None else {
                     k: (min(v, old[k]) if k.endswith("_s") else v) for k, v in row.items()}
         print(f"# round {rnd + 1} done", file=sys.stderr, flush=True)
-    print("| workload | tree | status (bug) | check s | eval s | host s | check s, bug |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workload | tree | status (bug) | check s | eval s | host s | host CPU s "
+          "| check s, bug |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, *_ in workloads:
         for label in trees:
             r = best[(label, name)]
             print(f"| {name} | {label} | {r['status']} ({r['bug_status']}, {r['bug_failed']} "
                   f"failed) | {r['check_s']:.4g} | {r['eval_s']:.3g} | {r['host_s']:.4g} | "
-                  f"{r['bug_check_s']:.4g} |")
+                  f"{r['host_thread_s']:.4g} | {r['bug_check_s']:.4g} |")
             if args.json:
                 with open(args.json, "a") as fh:
                     fh.write(json.dumps(dict(r, tree=label)) + "\n")
     if args.ref:
-        print("\n| workload | check ref/this | host ref/this | bug check ref/this |")
-        print("|---|---|---|---|")
+        print("\n| workload | check ref/this | host ref/this | host CPU ref/this "
+              "| bug check ref/this |")
+        print("|---|---|---|---|---|")
         for name, *_ in workloads:
             a, b = best[("ref", name)], best[("this", name)]
             print(f"| {name} | {a['check_s'] / b['check_s']:.2f}x | "
-                  f"{a['host_s'] / b['host_s']:.2f}x | {a['bug_check_s'] / b['bug_check_s']:.2f}x |")
+                  f"{a['host_s'] / b['host_s']:.2f}x | "
+                  f"{a['host_thread_s'] / b['host_thread_s']:.2f}x | "
+                  f"{a['bug_check_s'] / b['bug_check_s']:.2f}x |")
     return 0
 
 

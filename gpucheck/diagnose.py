@@ -44,20 +44,23 @@ def diagnose(n: np.ndarray, a: np.ndarray, failed: np.ndarray, joint=None) -> st
         return (f"{k} entries at a shared kink each hold a valid one-sided slope, but not "
                 f"together (the gradient of a tie routed to every tied entry?)")
     nn = float(np.dot(n.ravel(), n.ravel()))
+    # the cheap tests of each pattern first: every O(N) pass over a large
+    # gradient is only made when its answer can still matter
     if nn > 0:
         c = float(np.dot(a.ravel(), n.ravel())) / nn
-        if _close(a, c * n) and abs(c - 1.0) > 1e-2:
+        if abs(c - 1.0) > 1e-2 and _close(a, c * n):
             if _close(np.array([c]), np.array([-1.0])):
                 return "sign flipped: analytic = -1 x numeric"
             return f"constant factor: analytic = {c:.4g} x numeric (a missing or extra factor?)"
-    if n.ndim == 2 and n.shape[0] == n.shape[1] and n.shape[0] > 1 and _close(a, n.T) \
-            and not _close(a, n):
+    close = n.size > 1 and _close(a, n)
+    if n.ndim == 2 and n.shape[0] == n.shape[1] and n.shape[0] > 1 and not close \
+            and _close(a, n.T):
         return "transposed: analytic = numeric.T"
     if n.ndim >= 2:
         hint = _zero_slices(n, a)
         if hint:
             return hint
-    if n.size > 1 and not _close(a, n):
+    if n.size > 1 and not close:
         sorted_gap = float(np.linalg.norm(np.sort(a.ravel()) - np.sort(n.ravel())))
         gap = float(np.linalg.norm(a - n))
         # sorting always brings two sets of numbers closer; a permutation

@@ -199,12 +199,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     scale = a_scale
     # an all-zero analytic gradient against an f that never moves: zero to
     # within a bound at the level of f's own precision is a real answer
-    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(np.abs(xf))))
-    s = _State(numeric=n.copy(), tol=tol.copy(),
-               status=np.full(N, judge.INCONCLUSIVE, np.uint8),
-               reason=np.full(N, judge.R_NOISE, np.uint8), h_used=st.h.copy(),
-               kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
-               h_lo=st.h.copy(), h_hi=st.h.copy())
+    flat_x = np.abs(xf, out=xf)
+    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(flat_x)))
     with np.errstate(invalid="ignore"):
         ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * scale) & finite_a
     # f never changed at all: the steps are below f's resolution (a
@@ -213,32 +209,39 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     suspect = not bool(np.any((values != f0) & np.isfinite(values)))
     was_flat = suspect & np.all(node_vals == f0, axis=0)
     ok1 &= ~was_flat
+    todo = np.flatnonzero(~ok1 & finite_a)
+    # the arrays refinement changes are copies; a check that stage one
+    # settled shares them with the stencil and the estimates
+    own = np.copy if todo.size else np.asarray
+    s = _State(numeric=own(n), tol=own(tol),
+               status=np.full(N, judge.INCONCLUSIVE, np.uint8),
+               reason=np.full(N, judge.R_NOISE, np.uint8), h_used=own(st.h),
+               kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
+               h_lo=own(st.h), h_hi=own(st.h))
     s.status[ok1] = judge.PASS
     s.reason[ok1] = judge.R_ROUNDING
     s.status[~finite_a] = judge.FAIL
     s.reason[~finite_a] = judge.R_ANALYTIC
-    # an estimate at a step no larger than FAR_STEP defaults, for judging
-    # estimates made at larger steps
-    near = (st.h <= FAR_STEP * h_def) & ~was_flat
-    ref_d = np.where(near, n, np.nan)
-    ref_tol = np.where(near, tol, np.nan)
-    best_tol = np.where(np.isfinite(n), tol, np.inf)
-
-    todo = np.flatnonzero(~ok1 & finite_a)
-    line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
-    line_done = np.zeros(N, bool)
-    with np.errstate(invalid="ignore"):
-        want_line = np.zeros(N, bool)
-        want_line[todo] = ~(err[todo] <= tol[todo])
-    h_cur = st.h.copy()
-    known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
-    flat_x = np.abs(xf)
-    ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
-    h_min = 64.0 * ulp
-    h_max = 4.0 * np.maximum(1.0, flat_x)
     erratic_any = np.zeros(N, bool)
+    if todo.size:  # the state of refinement (none when stage one settled every entry)
+        # an estimate at a step no larger than FAR_STEP defaults, for judging
+        # estimates made at larger steps
+        near = (st.h <= FAR_STEP * h_def) & ~was_flat
+        ref_d = np.where(near, n, np.nan)
+        ref_tol = np.where(near, tol, np.nan)
+        best_tol = np.where(np.isfinite(n), tol, np.inf)
+        line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
+        line_done = np.zeros(N, bool)
+        with np.errstate(invalid="ignore"):
+            want_line = np.zeros(N, bool)
+            want_line[todo] = ~(err[todo] <= tol[todo])
+        h_cur = st.h.copy()
+        known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
+        ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
+        h_min = 64.0 * ulp
+        h_max = 4.0 * np.maximum(1.0, flat_x)
+        high = np.zeros(N, bool)       # judged with the fourth-order stencil from now on
     seen = [values]
-    high = np.zeros(N, bool)       # judged with the fourth-order stencil from now on
     for _ in range(MAX_ROUNDS):
         if todo.size == 0:
             break
@@ -260,12 +263,12 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             line_sigma[lines] = np.where(usable, sig_l, np.nan)
             line_done[lines] = True
         seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
-        allv = np.concatenate(seen)
         if suspect or fl.u_out < u:
             # f that never moved, or moved too little to show its precision
+            allv = np.concatenate(seen)
             fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
-            suspect = bool(np.all(allv[np.isfinite(allv)] == f0))
+            suspect = not bool(np.any((allv != f0) & np.isfinite(allv)))
         flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
         was_flat[todo] |= flat_e
         fm = np.maximum(r["fmag"], np.abs(f0))
@@ -647,6 +650,8 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
     that violates it fails as a whole.
     """
     flat = x.reshape(-1)
+    if not np.any(s.kink):
+        return
     for sign in (1.0, -1.0):
         members = np.flatnonzero(s.kink & (s.status == judge.PASS) & (np.sign(s.jump) == sign))
         if members.size < 2:

@@ -120,8 +120,9 @@ class Stencil:
             w = self.weights
             # a non-strict stencil holds NaN weights where a node is not
             # finite or fell onto x; the formula is that of the raw offsets
-            bad = ~np.all(np.isfinite(self.offsets) & (self.offsets != 0.0), axis=0)
-            if np.any(bad):
+            bad = None if self.__dict__.get("_plain") else \
+                ~np.all(np.isfinite(self.offsets) & (self.offsets != 0.0), axis=0)
+            if bad is not None and np.any(bad):
                 w = w.copy()
                 w[:, bad] = derivative_weights(self.offsets[:, bad])
             cached = centered_weights(self.offsets, weights=w)
@@ -167,10 +168,16 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
         elements = np.asarray(elements, dtype=np.int64)
         base = flat[elements].astype(np.float64)
     h = np.asarray(h, dtype=np.float64)
-    mult = np.asarray(multipliers, dtype=np.float64)[:, None]
+    mult = np.asarray(multipliers, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        vals = (base[None, :] + mult * h[None, :]).astype(x.dtype, copy=False)
-    offsets = vals.astype(np.float64, copy=False) - base[None, :]
+        # x_i + c h_i, row by row in place (no (K, M) temporaries)
+        vals = np.empty((mult.size, base.size))
+        for k, m in enumerate(mult):
+            np.multiply(m, h, out=vals[k])
+            np.add(base, vals[k], out=vals[k])
+        vals = vals.astype(x.dtype, copy=False)
+    offsets = vals.astype(np.float64)
+    np.subtract(offsets, base, out=offsets)
     if not strict:
         bad = ~np.all(np.isfinite(offsets) & (offsets != 0.0), axis=0)
         # such nodes are evaluated at x itself: harmless, and never used
@@ -189,7 +196,10 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
             f"`eps` is too small for {x.dtype}: a step of {h[col]:.3g} rounds to zero at "
             f"x{np.unravel_index(bad, x.shape)} = {flat[bad]!r}")
     weights = derivative_weights(offsets)
-    return Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
+    st = Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
+    # every node is finite and off x: the weights are those of the offsets
+    object.__setattr__(st, "_plain", True)
+    return st
 
 
 def points(x: np.ndarray, *, scheme: Scheme, eps=None) -> Stencil:

@@ -149,8 +149,15 @@ def centered_weights(offsets: np.ndarray, *, weights: np.ndarray | None = None) 
     w = derivative_weights(t) if weights is None else weights
     center = np.zeros(t.shape[1:])
     with np.errstate(invalid="ignore"):
-        srt = _sorted_nodes(t)
-        asym = ~np.all(srt == -srt[::-1], axis=0) & np.all(np.isfinite(t), axis=0)
+        if t.shape[0] == 2:
+            # two nodes are symmetric when one is the other's negative
+            sym = t[0] == -t[1]
+            finite = np.isfinite(t[0]) & np.isfinite(t[1])
+        else:
+            srt = _sorted_nodes(t)
+            sym = np.all(srt == -srt[::-1], axis=0)
+            finite = np.all(np.isfinite(t), axis=0)
+        asym = ~sym & finite
     if np.any(asym):
         if w is weights:
             w = np.array(weights, dtype=np.float64)
