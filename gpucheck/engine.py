@@ -170,7 +170,8 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     n = st.derivative(fv, f0)
     with np.errstate(invalid="ignore"):
         fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
-    sigma1 = np.maximum(sigma_g, fl.at(fmag))
+    sigma1 = fl.at(fmag)
+    np.maximum(sigma1, sigma_g, out=sigma1)
     gain = st.centered_gain()
     info = dict(sigma=sigma_g, floor=fl, f0=f0, spread=spread, target=0.0, scale=0.0,
                 nondeterministic=spread > 0, erratic=0, h_tried=(float(np.min(st.h)), float(np.max(st.h))))
@@ -191,10 +192,16 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     finite_a = np.isfinite(af)
     a0 = np.where(finite_a, af, 0.0)
     a_scale = float(np.max(np.abs(a0)))
-    afloor = judge.analytic_floor(a0, u_a, a_scale) + 2.0 * grad_roundoff * np.abs(a0)
-    tol = judge.KAPPA * sigma1 * gain + afloor
+    afloor = judge.analytic_floor(a0, u_a, a_scale)
+    if grad_roundoff:  # (adding 0 to a nonnegative floor changes nothing)
+        afloor += 2.0 * grad_roundoff * np.abs(a0)
+    # KAPPA * sigma1 * gain + afloor, in place
+    tol = np.multiply(judge.KAPPA, sigma1, out=sigma1)
+    np.multiply(tol, gain, out=tol)
+    np.add(tol, afloor, out=tol)
     with np.errstate(invalid="ignore"):
-        err = np.abs(n - af)
+        err = np.subtract(n, af)
+        np.abs(err, out=err)
     target = judge.resolution(u)
     scale = a_scale
     # an all-zero analytic gradient against an f that never moves: zero to
@@ -742,11 +749,17 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         abs_err = np.subtract(n, af)
         np.abs(abs_err, out=abs_err)
         big = np.abs(n)
-        np.maximum(big, np.abs(af), out=big)
-        rel_err = np.zeros(n.shape)
-        np.divide(abs_err, big, out=rel_err, where=big > 0)
-        ratio = np.where(abs_err > 0, np.inf, 0.0)
-        np.divide(abs_err, tol, out=ratio, where=tol > 0)
+        rel_err = np.abs(af)
+        np.maximum(big, rel_err, out=big)
+        pos = big > 0
+        np.divide(abs_err, big, out=rel_err, where=pos)
+        if not pos.all():
+            rel_err[~pos] = 0.0
+        ratio = big  # (a scratch array from here on)
+        pos = np.greater(tol, 0, out=pos)
+        np.divide(abs_err, tol, out=ratio, where=pos)
+        if not pos.all():
+            ratio[~pos] = np.where(abs_err[~pos] > 0, np.inf, 0.0)
     ratio[np.isnan(ratio)] = np.inf
     rel_err[np.isnan(rel_err)] = np.inf
     order = worst_order(status, ratio, k_worst)
@@ -799,6 +812,8 @@ def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
     """
     status = np.asarray(status).reshape(-1)
     ratio = np.asarray(ratio, dtype=np.float64).reshape(-1)
+    if not ratio.flags.writeable:  # (the selection marks entries as it goes)
+        ratio = ratio.copy()
     k = min(int(k), status.size)
     out = []
     fail, open_ = status == judge.FAIL, status == judge.INCONCLUSIVE
@@ -816,6 +831,8 @@ def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
             members = np.flatnonzero(mask)
             # members are in index order: a stable sort keeps ties that way
             out.extend(members[np.argsort(-ratio[members], kind="stable")[:need]].tolist())
+        elif count == status.size:
+            out.extend(_largest(ratio, need))
         else:
             out.extend(_largest(np.where(mask, ratio, -1.0), need))
     return np.asarray(out, dtype=np.int64)
@@ -824,19 +841,23 @@ def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
 def _largest(key: np.ndarray, k: int) -> list:
     """Indices of the k largest of ``key``, largest first, ties by index.
 
-    ``key`` holds no NaN, and at least k values above -inf.
-
-    ``key`` is a scratch array (overwritten).
+    ``key`` holds no NaN, and at least k values above -inf; it is left as it
+    was.
     """
     if k <= 16:
-        # k passes of argmax, which returns the first of equal maxima
-        out = []
-        for _ in range(k):
-            j = int(np.argmax(key))
-            out.append(j)
-            key[j] = -np.inf
+        # k passes of argmax, which returns the first of equal maxima; the
+        # values taken out on the way are put back
+        out, taken = [], []
+        try:
+            for _ in range(k):
+                j = int(np.argmax(key))
+                out.append(j)
+                taken.append(float(key[j]))
+                key[j] = -np.inf
+        finally:
+            key[out] = taken
         return out
-    neg = np.negative(key, out=key)
+    neg = np.negative(key)
     kth = np.partition(neg, k - 1)[k - 1]
     less = np.flatnonzero(neg < kth)
     ties = np.flatnonzero(neg == kth)[:k - less.size]

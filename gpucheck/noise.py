@@ -399,7 +399,12 @@ class Floor:
         0.0009765625
         """
         m = np.abs(np.asarray(magnitude, dtype=np.float64))
-        return np.maximum(np.maximum(0.5 * self.u_out * m, 0.5 * self.step), self.nondeterministic)
+        if np.ndim(m) == 0:
+            return np.maximum(np.maximum(0.5 * self.u_out * m, 0.5 * self.step), self.nondeterministic)
+        # the same operations in place: one array for a floor per entry
+        np.multiply(0.5 * self.u_out, m, out=m)
+        np.maximum(m, 0.5 * self.step, out=m)
+        return np.maximum(m, self.nondeterministic, out=m)
 
 
 def floor(f0: float, values: np.ndarray) -> float:

@@ -140,7 +140,9 @@ class Stencil:
         if f0 is None:
             return (self.weights * v).sum(axis=0)
         w, c = self.centered()
-        return (w * v).sum(axis=0) + c * f0
+        d = (w * v).sum(axis=0)
+        d += c * f0
+        return d
 
     def centered_gain(self) -> np.ndarray:
         """:attr:`rounding_gain` of the formula :meth:`derivative` uses with ``f0``."""

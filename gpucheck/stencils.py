@@ -161,10 +161,11 @@ def centered_weights(offsets: np.ndarray, *, weights: np.ndarray | None = None) 
     if np.any(asym):
         if w is weights:
             w = np.array(weights, dtype=np.float64)
-        sub = t[:, asym]
+        cols = np.flatnonzero(asym)
+        sub = t[:, cols]
         full = derivative_weights(np.concatenate([sub, np.zeros((1, sub.shape[1]))]))
-        w[:, asym] = full[:-1]
-        center[asym] = full[-1]
+        w[:, cols] = full[:-1]
+        center[cols] = full[-1]
     return w, center
 
 
