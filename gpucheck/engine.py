@@ -51,8 +51,8 @@ class Evaluator:
 
     def __call__(self, *parts):
         """Evaluate several ``(idx, vals)`` sets as one stage; split the result."""
-        idx = np.concatenate([np.asarray(i, dtype=np.int64).ravel() for i, _ in parts])
-        vals = np.concatenate([np.asarray(v, dtype=self.x.dtype).ravel() for _, v in parts])
+        idx = _joined([i for i, _ in parts], np.int64)
+        vals = _joined([v for _, v in parts], self.x.dtype)
         try:
             ev = self._runner.run(idx, vals, self.progress)
         except GpuCheckError:
@@ -72,7 +72,7 @@ class Evaluator:
         self.backend = ev.backend
         out, start = [], 0
         for i, _ in parts:
-            k = np.asarray(i).size
+            k = np.size(i)
             out.append(values[start:start + k])
             start += k
         return out
@@ -95,6 +95,21 @@ class Evaluator:
         """
         return Evaluator(self.func, x, self.backend, self.progress if progress else None,
                          self.executor)
+
+
+def _joined(arrays, dtype) -> np.ndarray:
+    """The arrays, flattened in C order, one after the other in one new array of ``dtype``.
+
+    Each is converted as it is copied in, so a broadcast view (a stencil's
+    indices, one row per node) costs no array of its own.
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    out = np.empty(sum(a.size for a in arrays), dtype=dtype)
+    start = 0
+    for a in arrays:
+        out[start:start + a.size].reshape(a.shape)[...] = a
+        start += a.size
+    return out
 
 
 def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
@@ -138,8 +153,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     """
     t0 = time.perf_counter()
     x = ev.x
-    xf = x.reshape(-1).astype(np.float64)
-    N = xf.size
+    N = x.size
     u = plan.unit_roundoff(x.dtype)
     # the analytic side's own rounding: a computation in x's dtype or the
     # gradient's (float32 at most), and one rounding to the dtype it came in
@@ -148,11 +162,12 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     st = plan.points(x, scheme=scheme, eps=eps)
     # the default steps are the plan's own when the user gave none
     h_def = st.h if eps is None else plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
-    probe = noise.probe_points(x, np.minimum(st.h, h_def))
+    probe = noise.probe_points(x, st.h if h_def is st.h else np.minimum(st.h, h_def))
     base = ev.base_part()
     # the repeats of the base point sit at the start, after the stencil and
     # at the end of the call, where a nondeterministic f shows it
-    f0a, fv, f0b, pv, f0c = ev(base, (st.idx, st.vals), base, (probe.idx, probe.vals), base)
+    nodes = np.broadcast_to(st.elements, st.vals.shape)  # st.idx, without a copy of its own
+    f0a, fv, f0b, pv, f0c = ev(base, (nodes, st.vals), base, (probe.idx, probe.vals), base)
     f0 = base_value(float(f0a[0]))
     repeats = np.array([f0a[0], f0b[0], f0c[0]])
     spread = float(np.max(repeats) - np.min(repeats)) if np.all(np.isfinite(repeats)) else float("inf")
@@ -169,7 +184,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
     n = st.derivative(fv, f0)
     with np.errstate(invalid="ignore"):
-        fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
+        # max(|f0|, nanmax |f| over the nodes), one row at a time
+        fmag = np.abs(node_vals[0])
+        for row in node_vals[1:]:
+            np.fmax(fmag, np.abs(row), out=fmag)
+        np.maximum(fmag, np.abs(f0), out=fmag)
     sigma1 = fl.at(fmag)
     np.maximum(sigma1, sigma_g, out=sigma1)
     gain = st.centered_gain()
@@ -190,11 +209,13 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
     finite_a = np.isfinite(af)
-    a0 = np.where(finite_a, af, 0.0)
-    a_scale = float(np.max(np.abs(a0)))
+    a0 = af if finite_a.all() else np.where(finite_a, af, 0.0)
+    a_scale = max(0.0, float(np.max(a0)), -float(np.min(a0)))  # max |a0| (+0.0), no copy
     afloor = judge.analytic_floor(a0, u_a, a_scale)
     if grad_roundoff:  # (adding 0 to a nonnegative floor changes nothing)
-        afloor += 2.0 * grad_roundoff * np.abs(a0)
+        extra = np.abs(a0)
+        np.multiply(2.0 * grad_roundoff, extra, out=extra)
+        afloor += extra
     # KAPPA * sigma1 * gain + afloor, in place
     tol = np.multiply(judge.KAPPA, sigma1, out=sigma1)
     np.multiply(tol, gain, out=tol)
@@ -206,15 +227,15 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     scale = a_scale
     # an all-zero analytic gradient against an f that never moves: zero to
     # within a bound at the level of f's own precision is a real answer
-    flat_x = np.abs(xf, out=xf)
-    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(flat_x)))
+    x_max = max(float(np.max(x)), -float(np.min(x)))  # max |x|, exactly, in any float dtype
+    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, x_max)
     with np.errstate(invalid="ignore"):
         ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * scale) & finite_a
     # f never changed at all: the steps are below f's resolution (a
     # staircase whose quantum is not known yet), and a zero difference says
     # nothing either way until a larger step moves f
-    suspect = not bool(np.any((values != f0) & np.isfinite(values)))
-    was_flat = suspect & np.all(node_vals == f0, axis=0)
+    suspect = _all_at(values, f0)
+    was_flat = np.all(node_vals == f0, axis=0) if suspect else np.zeros(N, bool)
     ok1 &= ~was_flat
     todo = np.flatnonzero(~ok1 & finite_a)
     # the arrays refinement changes are copies; a check that stage one
@@ -244,6 +265,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             want_line[todo] = ~(err[todo] <= tol[todo])
         h_cur = st.h.copy()
         known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
+        flat_x = np.abs(x.reshape(-1).astype(np.float64))
         ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
         h_min = 64.0 * ulp
         h_max = 4.0 * np.maximum(1.0, flat_x)
@@ -275,7 +297,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             allv = np.concatenate(seen)
             fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
-            suspect = not bool(np.any((allv != f0) & np.isfinite(allv)))
+            suspect = _all_at(allv, f0)
         flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
         was_flat[todo] |= flat_e
         fm = np.maximum(r["fmag"], np.abs(f0))
@@ -463,6 +485,16 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     info.update(target=target, scale=scale, erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
     return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
+
+
+def _all_at(values: np.ndarray, f0: float) -> bool:
+    """Whether every finite value equals f0 (the first few usually say no)."""
+    for part in (values[:4096], values):
+        if np.any((part != f0) & np.isfinite(part)):
+            return False
+        if part.size == values.size:
+            break
+    return True
 
 
 def _scale(a_scale, d, tol, floor) -> float:
@@ -713,6 +745,11 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
 
 def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
     """``||n - a|| / (||n|| + ||a||)``, 0 when both are zero."""
+    return _discrepancy(n, a)
+
+
+def _discrepancy(n, a, abs_diff=None) -> float:
+    """:func:`discrepancy`, given ``|n - a|`` when the caller has it (the norm is the same)."""
     n = np.asarray(n, dtype=np.float64).reshape(-1)
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(a))):
@@ -723,7 +760,8 @@ def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
     if scale == 0.0:
         return 0.0
     # scaled so that the squares cannot overflow
-    num = _norm(np.subtract(n, a), scale)
+    num = _norm(np.subtract(n, a), scale) if abs_diff is None else \
+        _norm(np.asarray(abs_diff, dtype=np.float64).reshape(-1), scale, copy=True)
     den = _norm(n, scale, copy=True) + _norm(a, scale, copy=True)
     if den == 0.0:
         return 0.0
@@ -774,7 +812,7 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
     failed = status.reshape(shape) == judge.FAIL
     return GradCheckResult(
         status=overall, passed=overall == "pass",
-        discrepancy=discrepancy(n, af),
+        discrepancy=_discrepancy(n, af, abs_err),
         numeric=n.reshape(shape), analytic=af.reshape(shape),
         abs_error=abs_err.reshape(shape), rel_error=rel_err.reshape(shape),
         tolerance=tol.reshape(shape), element_status=names[status].reshape(shape),
@@ -833,6 +871,15 @@ def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
             out.extend(members[np.argsort(-ratio[members], kind="stable")[:need]].tolist())
         elif count == status.size:
             out.extend(_largest(ratio, need))
+        elif count > status.size // 2:
+            # the few others out of the way for the selection, then put back
+            others = np.flatnonzero(~mask)
+            kept = ratio[others]
+            ratio[others] = -1.0
+            try:
+                out.extend(_largest(ratio, need))
+            finally:
+                ratio[others] = kept
         else:
             out.extend(_largest(np.where(mask, ratio, -1.0), need))
     return np.asarray(out, dtype=np.int64)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import GpuCheckError
-from .stencils import Scheme, centered_weights, derivative_weights
+from .stencils import Scheme, asymmetric, centered_weights, derivative_weights
 
 __all__ = ["float_info", "unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
            "points", "combine", "centered_weights", "derivative_weights"]
@@ -110,11 +110,11 @@ class Stencil:
         """``sum_k |w_k|``: how much an error in f is amplified, ``(M,)``."""
         return np.abs(self.weights).sum(axis=0)
 
-    def centered(self) -> tuple:
-        """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`).
-
-        Computed once per stencil (the arrays are shared: do not modify them).
-        """
+    def _parts(self) -> tuple:
+        """``(w, cols, full)``, computed once per stencil: the weights of the
+        offsets as they are, and :func:`~gpucheck.stencils.asymmetric`'s
+        columns and weights, from which :meth:`centered` and the formulas
+        that use it are built without a copy of every weight."""
         cached = self.__dict__.get("_centered")
         if cached is None:
             w = self.weights
@@ -125,9 +125,14 @@ class Stencil:
             if bad is not None and np.any(bad):
                 w = w.copy()
                 w[:, bad] = derivative_weights(self.offsets[:, bad])
-            cached = centered_weights(self.offsets, weights=w)
+            cached = (w,) + asymmetric(self.offsets)
             object.__setattr__(self, "_centered", cached)
         return cached
+
+    def centered(self) -> tuple:
+        """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`)."""
+        w, cols, full = self._parts()
+        return centered_weights(self.offsets, weights=w)
 
     def derivative(self, values: np.ndarray, f0: float | None = None) -> np.ndarray:
         """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'.
@@ -139,15 +144,22 @@ class Stencil:
         v = np.asarray(values, dtype=np.float64).reshape(len(self.multipliers), -1)
         if f0 is None:
             return (self.weights * v).sum(axis=0)
-        w, c = self.centered()
+        # (w * v).sum(axis=0) + c * f0 with :meth:`centered`'s w and c,
+        # column by column the same operations: c is 0 off ``cols``
+        w, cols, full = self._parts()
         d = (w * v).sum(axis=0)
-        d += c * f0
+        d += 0.0 * f0
+        if cols.size:
+            d[cols] = (full[:-1] * v[:, cols]).sum(axis=0) + full[-1] * f0
         return d
 
     def centered_gain(self) -> np.ndarray:
         """:attr:`rounding_gain` of the formula :meth:`derivative` uses with ``f0``."""
-        w, c = self.centered()
-        return np.abs(w).sum(axis=0) + np.abs(c)
+        w, cols, full = self._parts()
+        g = np.abs(w).sum(axis=0)
+        if cols.size:
+            g[cols] = np.abs(full[:-1]).sum(axis=0) + np.abs(full[-1])
+        return g
 
 
 def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None, *,
@@ -165,10 +177,10 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
     flat = x.reshape(-1)
     if elements is None:
         elements = np.arange(flat.size, dtype=np.int64)
-        base = flat.astype(np.float64)
+        base = flat.astype(np.float64, copy=False)  # (read only here)
     else:
         elements = np.asarray(elements, dtype=np.int64)
-        base = flat[elements].astype(np.float64)
+        base = flat[elements].astype(np.float64, copy=False)
     h = np.asarray(h, dtype=np.float64)
     mult = np.asarray(multipliers, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):

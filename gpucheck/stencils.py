@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import GpuCheckError
 
-__all__ = ["Scheme", "SCHEMES", "get_scheme", "derivative_weights", "centered_weights"]
+__all__ = ["Scheme", "SCHEMES", "get_scheme", "derivative_weights", "centered_weights",
+           "asymmetric"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,33 @@ def centered_weights(offsets: np.ndarray, *, weights: np.ndarray | None = None) 
     t = np.asarray(offsets, dtype=np.float64)
     w = derivative_weights(t) if weights is None else weights
     center = np.zeros(t.shape[1:])
+    cols, full = asymmetric(t)
+    if cols.size:
+        if w is weights:
+            w = np.array(weights, dtype=np.float64)
+        w[:, cols] = full[:-1]
+        center[cols] = full[-1]
+    return w, center
+
+
+def asymmetric(offsets: np.ndarray) -> tuple:
+    """The columns :func:`centered_weights` changes, and what it puts there.
+
+    Returns
+    -------
+    cols : numpy.ndarray
+        Indices of the columns of finite nodes that are not symmetric about 0.
+    full : numpy.ndarray
+        ``(K + 1, len(cols))``: the weights of those columns' nodes and,
+        last, of x itself.
+
+    Examples
+    --------
+    >>> cols, full = asymmetric(np.array([[-1.0, -0.5], [1.0, 1.0]]))
+    >>> cols.tolist(), full.shape
+    ([1], (3, 1))
+    """
+    t = np.asarray(offsets, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         if t.shape[0] == 2:
             # two nodes are symmetric when one is the other's negative
@@ -157,16 +185,11 @@ def centered_weights(offsets: np.ndarray, *, weights: np.ndarray | None = None) 
             srt = _sorted_nodes(t)
             sym = np.all(srt == -srt[::-1], axis=0)
             finite = np.all(np.isfinite(t), axis=0)
-        asym = ~sym & finite
-    if np.any(asym):
-        if w is weights:
-            w = np.array(weights, dtype=np.float64)
-        cols = np.flatnonzero(asym)
-        sub = t[:, cols]
-        full = derivative_weights(np.concatenate([sub, np.zeros((1, sub.shape[1]))]))
-        w[:, cols] = full[:-1]
-        center[cols] = full[-1]
-    return w, center
+        cols = np.flatnonzero(~sym & finite)
+    sub = t[:, cols]
+    if not cols.size:
+        return cols, np.zeros((t.shape[0] + 1, 0))
+    return cols, derivative_weights(np.concatenate([sub, np.zeros((1, sub.shape[1]))]))
 
 
 def _sorted_nodes(t: np.ndarray) -> np.ndarray:
