@@ -759,24 +759,27 @@ def _discrepancy(n, a, abs_diff=None) -> float:
     scale = max(float(np.max(n)), -float(np.min(n)), float(np.max(a)), -float(np.min(a)))
     if scale == 0.0:
         return 0.0
-    # scaled so that the squares cannot overflow
-    num = _norm(np.subtract(n, a), scale) if abs_diff is None else \
-        _norm(np.asarray(abs_diff, dtype=np.float64).reshape(-1), scale, copy=True)
-    den = _norm(n, scale, copy=True) + _norm(a, scale, copy=True)
+    # scaled so that the squares cannot overflow; one scratch array serves
+    # the three norms
+    buf = np.empty(n.size)
+    diff = np.subtract(n, a, out=buf) if abs_diff is None else \
+        np.asarray(abs_diff, dtype=np.float64).reshape(-1)
+    num = _norm(diff, scale, buf)
+    den = _norm(n, scale, buf) + _norm(a, scale, buf)
     if den == 0.0:
         return 0.0
     return num / den
 
 
-def _norm(v: np.ndarray, scale: float, *, copy: bool = False) -> float:
-    """``||v / scale||`` by NumPy's pairwise sum of squares.
+def _norm(v: np.ndarray, scale: float, out: np.ndarray) -> float:
+    """``||v / scale||`` by NumPy's pairwise sum of squares, ``out`` as scratch.
 
     Not a BLAS dot: a threaded BLAS sums in an order that depends on its
     thread count, and on a busy host its threads cost more than the sum.
     """
-    w = v / scale if copy else np.divide(v, scale, out=v)
-    np.multiply(w, w, out=w)
-    return float(np.sqrt(np.sum(w)))
+    np.divide(v, scale, out=out)
+    np.multiply(out, out, out=out)
+    return float(np.sqrt(np.sum(out)))
 
 
 def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=None) -> GradCheckResult:

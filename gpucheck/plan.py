@@ -147,7 +147,7 @@ class Stencil:
         # (w * v).sum(axis=0) + c * f0 with :meth:`centered`'s w and c,
         # column by column the same operations: c is 0 off ``cols``
         w, cols, full = self._parts()
-        d = (w * v).sum(axis=0)
+        d = _row_sum(w, v)
         d += 0.0 * f0
         if cols.size:
             d[cols] = (full[:-1] * v[:, cols]).sum(axis=0) + full[-1] * f0
@@ -156,10 +156,32 @@ class Stencil:
     def centered_gain(self) -> np.ndarray:
         """:attr:`rounding_gain` of the formula :meth:`derivative` uses with ``f0``."""
         w, cols, full = self._parts()
-        g = np.abs(w).sum(axis=0)
+        g = _abs_row_sum(w)
         if cols.size:
             g[cols] = np.abs(full[:-1]).sum(axis=0) + np.abs(full[-1])
         return g
+
+
+def _row_sum(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``(w * v).sum(axis=0)`` one row at a time.
+
+    A reduction over the leading axis adds the rows in order to 0.0 (which
+    turns a -0.0 into 0.0), exactly as here; this way no ``(K, M)`` product
+    is held at once.
+    """
+    out = w[0] * v[0]
+    out += 0.0
+    for k in range(1, len(w)):
+        out += w[k] * v[k]
+    return out
+
+
+def _abs_row_sum(w: np.ndarray) -> np.ndarray:
+    """``np.abs(w).sum(axis=0)`` one row at a time."""
+    out = np.abs(w[0])
+    for k in range(1, len(w)):
+        out += np.abs(w[k])
+    return out
 
 
 def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None, *,

@@ -88,14 +88,21 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     for j in range(k):
         others = [m for m in range(k) if m != j]
         # the textbook products and sums, in their order, less the
-        # multiplications by 1 and the first addition to 0 (both exact)
-        denom = _product([t[j] - t[m] for m in others])
+        # multiplications by 1 and the first addition to 0 (both exact);
+        # the denominator is built in w[j] itself
+        denom = w[j, ...]
+        if others:
+            np.subtract(t[j], t[others[0]], out=denom)
+            for m in others[1:]:
+                np.multiply(denom, t[j] - t[m], out=denom)
+        else:
+            denom[...] = 1.0
         # d/dz of prod_{m != j} (z - t_m) at z = 0
         num = 0.0
         for i, drop in enumerate(others):
             term = _product([np.negative(t[m]) for m in others if m != drop])
             num = term + 0.0 if i == 0 else np.add(num, term, out=num)
-        np.divide(num, denom, out=w[j, ...])
+        np.divide(num, denom, out=denom)
     return w
 
 
