@@ -296,8 +296,9 @@ def _distinct(v: np.ndarray, k: int) -> bool:
     A sample usually shows k distinct values at once; when it does not,
     each pass takes away every copy of one value, so at most k passes.
     """
-    if np.unique(v[::max(1, v.size // _SCREEN)]).size >= k:
-        return True
+    for sample in (v[:64], v[::max(1, v.size // _SCREEN)]):
+        if np.unique(sample).size >= k:
+            return True
     for _ in range(k):
         if v.size == 0:
             return False
