@@ -202,6 +202,9 @@ def test_simulator_partial_matches_the_cpu_verdict(monkeypatch):
 
     # small first chunks, so that a stage of a few hundred points takes several
     monkeypatch.setitem(schedule.FIRST_WORK, "cudasim", 16 * 64)
+    # and every later chunk one grain, whatever the pace of this host: a
+    # fast one would otherwise take the rest of the stage in one chunk
+    monkeypatch.setitem(schedule.TARGET_SECONDS, "cudasim", 1e-9)
     n = 8
     t = np.linspace(-1.0, 1.0, n * n).reshape(n, n)
     x = t + np.linspace(0.1, 0.5, n * n).reshape(n, n)
