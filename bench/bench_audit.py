@@ -17,7 +17,11 @@ soon as it is measured, so a run cut short keeps what it has.
 ``torch`` rows (cpu only): a 128x128 float64 MSE, full check, against
   ``torch.autograd.gradcheck`` (CPU, default options: the full numerical
   Jacobian) of the same loss: through the delta evaluator, and as a
-  black-box ``gpucheck.kernel`` (with and without reassociation).
+  black-box ``gpucheck.kernel`` (with and without reassociation).  Each
+  side is timed after a pause (worker threads of the other side spin for a
+  while after their work); torch best of ``--repeat``, a gpucheck check of
+  a few milliseconds best of as many calls as fit in about a second (at
+  most 50, at least ``--repeat``).
 
 Usage::
 
@@ -55,6 +59,8 @@ from gpucheck.stencils import get_scheme
 AUDITS = [("mse", 1024, 0), ("dense", 512, 64)]
 QUICK_AUDITS = [("mse", 64, 0), ("dense", 24, 8)]
 TORCH_SIZE, QUICK_TORCH_SIZE = 128, 16
+#: Seconds of rest before each side of the torch comparison is timed.
+PAUSE = 0.5
 
 
 def _best(fn, repeat):
@@ -153,15 +159,26 @@ def torch_rows(size, repeat):
              "kernel, reassoc": gpucheck.kernel(workload("mse", 1, "float64")[0], T),
              "kernel, strict": gpucheck.kernel(workload("mse", 1, "float64")[0], T,
                                                reassoc=False)}
-    for f in forms.values():
+    first = {}
+    for name, f in forms.items():
         gpucheck.check_gradient(f, X, G, backend="cpu")  # compile
+        t0 = time.perf_counter()
+        gpucheck.check_gradient(f, X, G, backend="cpu")
+        first[name] = time.perf_counter() - t0
     torch.autograd.gradcheck(loss, (xt,))  # torch's first call sets itself up
+    # each side is timed after a pause: OpenMP worker threads (torch's, and
+    # numba's parallel loops) spin for a while after their work, and on a
+    # small host they would take the cores from the side timed next
+    time.sleep(PAUSE)
     torch_s, ok = _best(lambda: torch.autograd.gradcheck(loss, (xt,)), repeat)
     rows = []
     for name, f in forms.items():
-        s, r = _best(lambda: gpucheck.check_gradient(f, X, G, backend="cpu"), max(repeat, 3))
+        time.sleep(PAUSE)
+        # a check of milliseconds is timed as often as fits in about a second
+        reps = max(repeat, 3, min(50, int(1.0 / max(first[name], 1e-3))))
+        s, r = _best(lambda: gpucheck.check_gradient(f, X, G, backend="cpu"), reps)
         rows.append({"row": "torch", "workload": f"mse {size}x{size}", "dtype": "float64",
-                     "form": name, "gpucheck_s": s, "status": r.status,
+                     "form": name, "gpucheck_s": s, "gpucheck_repeats": reps, "status": r.status,
                      "torch_gradcheck_s": torch_s, "torch_ok": bool(ok),
                      "speedup_vs_torch": torch_s / s, "torch": torch.__version__})
     return rows

@@ -17,11 +17,11 @@
 #                  and float64, cpu vs cuda, full checks
 #   cache-warm     the MSE 8x8 float32 row again in a new process: compile
 #                  seconds with numba's on-disk cache warm
-#   mse1m-f32 ...  the large rows, one step each, each bounded by a device
-#                  budget (a prefix of the 2N points when a full check does
-#                  not fit, extrapolated and marked as such)
 #   audit          bench/bench_audit.py, when it exists (the delta/row-wise
 #                  audits): one more bounded step, see audit_step below
+#   mse1m-f32 ...  the large full-forward rows, one step each, each bounded
+#                  by a device budget (a prefix of the 2N points when a full
+#                  check does not fit, extrapolated and marked as such)
 #   wheel          does this tree build as a wheel with the image's pip and
 #                  setuptools, offline (informational; nothing is installed)
 #
@@ -175,9 +175,9 @@ step info 60 "$PY" -m gpucheck info
 step gpu-tests 120 "$PY" -m pytest -q -rfEs -p no:cacheprovider --junitxml="$OUT/gpu-tests.xml" tests/gpu
 table small "$SMALL_ROWS" float32,float64 "$SMALL_BUDGET" 60
 table cache-warm mse:8 float32 "$SMALL_BUDGET" 30
+audit_step
 table mse1m-f32 "$MSE_BIG" float32 "$BIG_BUDGET" 60
 table dense512-f32 "$DENSE_BIG" float32 "$BIG_BUDGET" 60
-audit_step
 table dense512-f64 "$DENSE_BIG" float64 "$((BIG_BUDGET * 3 / 4))" 50
 table mse1m-f64 "$MSE_BIG" float64 "$((BIG_BUDGET * 3 / 4))" 50
 step 'wheel?' 60 "$PY" -m pip wheel --quiet --no-deps --no-build-isolation --no-index \

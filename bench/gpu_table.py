@@ -114,8 +114,18 @@ def _gradient_and_noise(impl, func, x, st, probe):
     return st.derivative(fv), sigma
 
 
-def _device_time(dev, func, x, idx, vals, budget, repeat):
+def _say(t_row, what):
+    """One timestamped line per phase on stderr, so a row cut off by a timeout shows where."""
+    print(f"#   {time.perf_counter() - t_row:7.2f}s {what}", file=sys.stderr, flush=True)
+
+
+def _device_time(dev, func, x, idx, vals, budget, repeat, t_row):
     """Compile, then time the largest prefix of the points the budget allows.
+
+    The prefix grows at most fourfold per step and only while the next step,
+    predicted from the slowest rate seen so far, fits in half of what is left
+    of the budget (a larger prefix also allocates and fills more copies, so a
+    small one's rate can flatter the next).
 
     Returns ``(compile_s, measured_points, seconds)``.
     """
@@ -126,14 +136,17 @@ def _device_time(dev, func, x, idx, vals, budget, repeat):
     compile_s = ev.compile_seconds
     n = first_n
     seconds = ev.run_seconds
+    slowest = seconds / n
+    _say(t_row, f"device: {n} points in {seconds:.3f} s (compile {compile_s:.2f} s)")
     while n < total:
         left = budget - (time.perf_counter() - t0)
-        rate = n / max(seconds, 1e-6)
-        want = min(total, int(rate * 0.5 * left), 16 * n)  # half the budget left, at most 16x
+        want = min(total, 4 * n, int(0.5 * left / max(slowest, 1e-12)))
         if want <= n:
             break
         n = want
         seconds = dev.evaluate(func, x, idx[:n], vals[:n]).run_seconds
+        slowest = max(slowest, seconds / n)
+        _say(t_row, f"device: {n} points in {seconds:.3f} s")
     if n == total:
         for _ in range(max(0, repeat - 1)):
             if time.perf_counter() - t0 + seconds > budget:
@@ -151,7 +164,8 @@ def run_one(layer, size, batch, dtype, backend, budget, sample, repeat=2):
     idx, vals = full.idx, full.vals.reshape(-1)
     total = int(idx.size)
     dev, cpu = get(backend), get("cpu")
-    compile_s, measured, dev_s = _device_time(dev, func, x, idx, vals, budget, repeat)
+    _say(t_row, f"{layer} {size} {dtype}: {total} points planned")
+    compile_s, measured, dev_s = _device_time(dev, func, x, idx, vals, budget, repeat, t_row)
     dev_full = dev_s * total / measured
 
     rng = np.random.default_rng(0)
@@ -161,10 +175,12 @@ def run_one(layer, size, batch, dtype, backend, budget, sample, repeat=2):
     cpu.evaluate(func, x, sub.idx[:2], sub.vals.reshape(-1)[:2])  # compile apart
     cpu_s = cpu.evaluate(func, x, sub.idx, sub.vals.reshape(-1)).run_seconds
     cpu_full = cpu_s * total / sub.idx.size
+    _say(t_row, f"cpu: {sub.idx.size} points in {cpu_s:.3f} s")
 
     probe = noise.probe_points(x, full.h)
     g_dev, s_dev = _gradient_and_noise(dev, func, x, sub, probe)
     g_cpu, s_cpu = _gradient_and_noise(cpu, func, x, sub, probe)
+    _say(t_row, "sample gradients and noise on both backends")
     u = plan.unit_roundoff(x.dtype)
     bound = judge.KAPPA * sub.rounding_gain * (s_dev + s_cpu) + judge.analytic_floor(g_cpu, u)
     diff = np.abs(g_dev - g_cpu)

@@ -20,7 +20,7 @@ del _kernels, _register_source_kernels
 from ._version import __version__  # noqa: E402
 from .api import check_gradient, numerical_gradient, sweep  # noqa: E402
 from .compare import CompareResult, compare  # noqa: E402
-from .errors import GpuCheckError  # noqa: E402
+from .errors import GpuCheckError, GpuCheckInterrupted  # noqa: E402
 from .functions import Batched, Kernel, Rowwise, batched, kernel, rowwise  # noqa: E402
 from .result import GradCheckResult, InputVerdict, SweepResult, WorstEntry  # noqa: E402
 from .vjp import check_jvp, check_vjp  # noqa: E402
@@ -42,6 +42,7 @@ __all__ = [
     "Kernel",
     "Rowwise",
     "GpuCheckError",
+    "GpuCheckInterrupted",
     "GradCheckResult",
     "SweepResult",
     "WorstEntry",

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import backends, engine, modes, validate
+from . import backends, engine, modes, partial, validate
 from .functions import as_function
-from .errors import GpuCheckError
+from .errors import GpuCheckError, GpuCheckInterrupted
 from .result import GradCheckResult, SweepResult
 from .stencils import get_scheme
 
@@ -134,6 +134,10 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
         For bad input, or when f fails or returns something other than a
         finite real scalar at x; with ``scheme='complex'``, when f is not
         complex-analytic.
+    GpuCheckInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`): ``.partial`` is the result
+        so far (``partial=True``; entries not reached are 'unchecked'; never
+        a pass).
 
     Examples
     --------
@@ -184,7 +188,13 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
         r = _check(ev_, a_, name, eps_, rtol, atol, k_, g_u, groups)
         if ref is not None:
             ev64 = ev_.at(ev_.x.astype(np.float64), progress=True)
-            r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u, groups))
+            try:
+                r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u, groups))
+            except partial.CheckInterrupted:
+                raise partial.CheckInterrupted(
+                    partial.flat(r), np.arange(r.numeric.size), r.numeric.size,
+                    "Interrupted (Ctrl-C) during the float64 reference check: every entry was "
+                    "checked in x's dtype, the reference is missing.", r.nfev) from None
         return r
 
     return modes.run(ev, structure, a, eps, judge, plan)
@@ -252,6 +262,12 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     numpy.ndarray, or x's structure of them
         For several inputs, a tuple, list or dict like x.
 
+    Raises
+    ------
+    GpuCheckInterrupted
+        On Ctrl-C (a :class:`KeyboardInterrupt`): ``.partial`` is the
+        gradient with NaN for the entries not computed yet.
+
     Examples
     --------
     >>> import numpy as np, gpucheck
@@ -270,15 +286,19 @@ def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", prog
     eps = validate.eps_option(eps, ev.x, structure)
     named = validate.indices_option(indices, structure, ev.x.shape)
     name = validate.scheme_option(scheme, ev.x, ev.func.kind, None, None)
-    if named is not None:
-        g = modes.numerical_at(ev, named, get_scheme("central" if name == "complex" else name), eps,
-                               complex_step=name == "complex")
-        return structure.unflatten(g.reshape(ev.x.shape))
-    if name == "complex":
-        from .complexstep import complex_step
+    try:
+        if named is not None:
+            g = modes.numerical_at(ev, named, get_scheme("central" if name == "complex" else name),
+                                   eps, complex_step=name == "complex")
+            return structure.unflatten(g.reshape(ev.x.shape))
+        if name == "complex":
+            from .complexstep import complex_step
 
-        return structure.unflatten(complex_step(ev, eps).reshape(ev.x.shape))
-    g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
+            return structure.unflatten(complex_step(ev, eps).reshape(ev.x.shape))
+        g, _, f0 = engine.numerical(ev, get_scheme(scheme), eps)
+    except partial.GradientInterrupted as stop:
+        raise GpuCheckInterrupted(f"{stop}; the gradient has NaN for the entries not computed",
+                                  structure.unflatten(stop.gradient.reshape(ev.x.shape))) from None
     validate.base_value(f0)
     return structure.unflatten(g.reshape(ev.x.shape))
 

@@ -180,7 +180,8 @@ def report(r, about: dict, args, *, arrays=None, plot=None, plot_error=None) -> 
     d = r.summary_dict()
     d["audit"] = dict(about, backend_option=args.backend, mode_option=args.mode,
                       max_seconds=args.max_seconds, samples=args.samples,
-                      directions=args.directions, seed=args.seed,
+                      directions=args.directions, seed=args.seed, scheme_option=args.scheme,
+                      reference_option=args.reference,
                       indices=list(args.index or []))
     d["arrays"] = arrays
     d["plot"] = plot
@@ -210,13 +211,14 @@ def save_arrays(path: str, r) -> None:
 
 def run(args, emit) -> int:
     """Run ``gpucheck audit``; ``emit`` prints to stdout.  Returns the exit status."""
-    from .cli import _EXIT, _evaluate
+    from .cli import _evaluate, exit_status
 
     f, x, grad, about = build_problem(args)
     r = _evaluate(args, api.check_gradient, f, x, grad, eps=args.eps, scheme=args.scheme,
                   backend=args.backend, worst=args.worst, mode=args.mode,
                   indices=_indices(args.index), samples=args.samples,
-                  directions=args.directions, max_seconds=args.max_seconds, seed=args.seed)
+                  directions=args.directions, max_seconds=args.max_seconds, seed=args.seed,
+                  reference=args.reference)
     if args.arrays:
         save_arrays(args.arrays, r)
     plot = plot_error = None
@@ -232,7 +234,7 @@ def run(args, emit) -> int:
         except OSError as err:
             plot_error = f"cannot write {args.plot!r}: {err}"
             print(f"gpucheck: `--plot`: {plot_error}", file=sys.stderr)
-    code = _EXIT[r.status]
+    code = exit_status(r)
     d = report(r, about, args, arrays=args.arrays, plot=plot, plot_error=plot_error)
     d["exit_status"] = code
     text = json.dumps(d)

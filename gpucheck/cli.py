@@ -2,7 +2,9 @@
 
 Verbs: ``demo``, ``check``, ``sweep``, ``audit``, ``bench``, ``info``.  Exit
 status of ``check`` and ``audit``: 0 pass, 1 fail, 3 inconclusive, 2 bad usage
-or input (with a one-line reason on stderr; ``--debug`` adds the traceback).
+or input (with a one-line reason on stderr; ``--debug`` adds the traceback),
+130 interrupted (Ctrl-C): the report of what was checked so far, marked
+partial, is still printed (and written as JSON).
 ``sweep`` exits 1 when the regime is ``bug``.
 
 Several inputs: ``--x NAME=W1.npy`` repeated (f gets a dict), ``--x A.npy``
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import api, executors, layers
 from .backends import BACKENDS
-from .errors import GpuCheckError
+from .errors import GpuCheckError, GpuCheckInterrupted
 from .functions import batched, kernel
 from .progress import Meter
 from .stencils import SCHEMES
@@ -53,15 +55,24 @@ class _Interrupted(KeyboardInterrupt):
 
 
 def _evaluate(args, fn, *a, **kw):
-    """Call an API function with the progress bar and ``--scheduler``'s client."""
+    """Call an API function with the progress bar and ``--scheduler``'s client.
+
+    Ctrl-C during a check returns its partial result (``partial=True``: the
+    verb prints it and exits with :data:`EXIT_INTERRUPTED`).
+    """
     executor = executors.connect(args.scheduler) if args.scheduler else None
     try:
         with Meter(enabled=not args.quiet) as meter:
             try:
                 return fn(*a, progress=meter, executor=executor, **kw)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as stop:
                 where = (f" after {meter.done:,} of {meter.total:,} evaluations of this stage"
                          if meter.total else "")
+                partial = getattr(stop, "partial", None)
+                if getattr(partial, "partial", False):
+                    print(f"gpucheck: interrupted{where}; reporting what was checked",
+                          file=sys.stderr)
+                    return partial
                 raise _Interrupted(f"interrupted{where}; no verdict") from None
     finally:
         if executor is not None:
@@ -214,7 +225,15 @@ def _build_problem(args):
     return (batched(fn) if args.batched else fn), x, grad
 
 
-def _common(p):
+#: Schemes of ``check`` and ``audit``: the finite differences and the complex step.
+CHECK_SCHEMES = (*SCHEMES, "complex")
+_SCHEME_HELP = ("finite-difference scheme (default central); complex: the complex step "
+                "Im f(x + ih) / h, for a callable or batched f that accepts complex x")
+_REFERENCE_HELP = ("also check with f evaluated on a float64 copy of x: tells a wrong gradient "
+                   "formula from a noisy low-precision f")
+
+
+def _common(p, schemes=tuple(SCHEMES)):
     p.add_argument("function", nargs="?", help="module:function or file.py:function")
     p.add_argument("--x", action="append", metavar="[NAME=]FILE",
                    help="the point x, a .npy file; several inputs: NAME=FILE.npy repeated "
@@ -227,8 +246,9 @@ def _common(p):
     p.add_argument("--batched", action="store_true", help="f takes a batch xs of shape (B, *x.shape)")
     p.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
     p.add_argument("--param", action="append", help="a parameter array for --kernel (.npy), repeatable")
-    p.add_argument("--scheme", default="central", choices=list(SCHEMES),
-                   help="finite-difference scheme (default central)")
+    p.add_argument("--scheme", default="central", choices=list(schemes),
+                   help=_SCHEME_HELP if "complex" in schemes else "finite-difference scheme "
+                   "(default central)")
     p.add_argument("--backend", default="auto", choices=list(BACKENDS),
                    help="where f is evaluated (default auto: cuda when a device is usable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
@@ -270,7 +290,8 @@ def _parser() -> argparse.ArgumentParser:
     d = verb("demo", help="the forum question's float32 MSE layer, checked and explained")
     d.add_argument("--plot", help="also write the sweep picture to this PNG file")
     c = verb("check", help="check a gradient; exit 0 pass, 1 fail, 3 inconclusive, 2 bad input")
-    _common(c)
+    _common(c, CHECK_SCHEMES)
+    c.add_argument("--reference", choices=["float64"], help=_REFERENCE_HELP)
     c.add_argument("--eps", type=float, help="relative step (default: from the dtype)")
     c.add_argument("--rtol", type=float, help="fixed relative tolerance instead of the error model")
     c.add_argument("--atol", type=float, help="fixed absolute tolerance instead of the error model")
@@ -334,8 +355,8 @@ def _audit_parser(a) -> None:
                      help="an entry a sampled check must include, repeatable")
     how.add_argument("--backend", default="auto", choices=list(BACKENDS),
                      help="where f is evaluated (default auto: cuda when a device is usable)")
-    how.add_argument("--scheme", default="central", choices=list(SCHEMES),
-                     help="finite-difference scheme (default central)")
+    how.add_argument("--scheme", default="central", choices=list(CHECK_SCHEMES), help=_SCHEME_HELP)
+    how.add_argument("--reference", choices=["float64"], help=_REFERENCE_HELP)
     how.add_argument("--eps", type=float, help="relative step (default: from the dtype)")
     how.add_argument("--scheduler", metavar="ADDRESS",
                      help="evaluate on the workers of the Dask scheduler at ADDRESS")
@@ -397,7 +418,8 @@ def _save_arrays(path: str, r) -> None:
 def _cmd_check(args) -> int:
     f, x, grad = _build_problem(args)
     r = _evaluate(args, api.check_gradient, f, x, grad, eps=args.eps, scheme=args.scheme,
-                  backend=args.backend, rtol=args.rtol, atol=args.atol, worst=args.worst)
+                  backend=args.backend, rtol=args.rtol, atol=args.atol, worst=args.worst,
+                  reference=args.reference)
     if args.arrays:
         _save_arrays(args.arrays, r)
     if args.json:
@@ -407,7 +429,12 @@ def _cmd_check(args) -> int:
         _emit(json.dumps(d))
     else:
         _emit(str(r) + (f"\n  per-entry arrays written to {args.arrays}" if args.arrays else ""))
-    return _EXIT[r.status]
+    return exit_status(r)
+
+
+def exit_status(r) -> int:
+    """The exit status of a check's result: 130 for a partial one, else by its status."""
+    return EXIT_INTERRUPTED if r.partial else _EXIT[r.status]
 
 
 def _cmd_sweep(args) -> int:

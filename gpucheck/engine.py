@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import judge, noise, plan, schedule
+from . import judge, noise, partial, plan, schedule
 from .diagnose import diagnose
 from .errors import GpuCheckError
 from .functions import Function
@@ -25,7 +25,7 @@ from .result import GradCheckResult, WorstEntry
 from .stencils import Scheme, get_scheme
 from .validate import base_value, where
 
-__all__ = ["Evaluator", "check", "numerical"]
+__all__ = ["Evaluator", "check", "numerical", "worst_order"]
 
 
 @dataclass
@@ -51,10 +51,17 @@ class Evaluator:
 
     def __call__(self, *parts):
         """Evaluate several ``(idx, vals)`` sets as one stage; split the result."""
-        idx = np.concatenate([np.asarray(i, dtype=np.int64).ravel() for i, _ in parts])
-        vals = np.concatenate([np.asarray(v, dtype=self.x.dtype).ravel() for _, v in parts])
+        idx = _joined([i for i, _ in parts], np.int64)
+        vals = _joined([v for _, v in parts], self.x.dtype)
         try:
             ev = self._runner.run(idx, vals, self.progress)
+        except schedule.Interrupted as stop:
+            # what was evaluated before Ctrl-C, cut like the parts (NaN and
+            # False where not evaluated), for the caller to judge
+            self.nfev += int(np.sum(stop.done))
+            stop.parts = [(v, d) for v, d in zip(self._split(parts, stop.values),
+                                                  self._split(parts, stop.done))]
+            raise
         except GpuCheckError:
             raise
         except Exception as err:
@@ -70,9 +77,13 @@ class Evaluator:
         self.compile_seconds += ev.compile_seconds
         self.run_seconds += ev.run_seconds
         self.backend = ev.backend
+        return self._split(parts, values)
+
+    @staticmethod
+    def _split(parts, values):
         out, start = [], 0
         for i, _ in parts:
-            k = np.asarray(i).size
+            k = np.size(i)
             out.append(values[start:start + k])
             start += k
         return out
@@ -97,10 +108,31 @@ class Evaluator:
                          self.executor)
 
 
+def _joined(arrays, dtype) -> np.ndarray:
+    """The arrays, flattened in C order, one after the other in one new array of ``dtype``.
+
+    Each is converted as it is copied in, so a broadcast view (a stencil's
+    indices, one row per node) costs no array of its own.
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    out = np.empty(sum(a.size for a in arrays), dtype=dtype)
+    start = 0
+    for a in arrays:
+        out[start:start + a.size].reshape(a.shape)[...] = a
+        start += a.size
+    return out
+
+
 def numerical(ev: Evaluator, scheme: Scheme, eps) -> tuple:
     """Numerical gradient on the full stencil: ``(gradient, stencil, f0)``."""
     st = plan.points(ev.x, scheme=scheme, eps=eps)
-    f0, fv = ev(ev.base_part(), (st.idx, st.vals))
+    K = len(scheme.multipliers)
+    (f0, fv), done, stop = partial.evaluate(ev, ev.base_part(), partial.by_entry(st))
+    fv = partial.restore(fv, K)
+    if stop is not None:
+        with np.errstate(invalid="ignore"):
+            g = st.derivative(fv, float(f0[0]) if done[0][0] else np.nan)
+        raise partial.GradientInterrupted(g, partial.complete_entries(done[1], K).size) from None
     f0 = float(f0[0])
     return st.derivative(fv, f0 if np.isfinite(f0) else None), st, f0
 
@@ -142,36 +174,52 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     """
     t0 = time.perf_counter()
     x = ev.x
-    xf = x.reshape(-1).astype(np.float64)
-    N = xf.size
+    N = x.size
     u = plan.unit_roundoff(x.dtype)
     # the analytic side's own rounding: a computation in x's dtype or the
     # gradient's (float32 at most), and one rounding to the dtype it came in
     u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     af = a.reshape(-1)
-    st = plan.points(x, scheme=scheme, eps=_first_eps(ev, x, scheme) if eps is None else eps)
-    h_def = plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
-    probe = noise.probe_points(x, np.minimum(st.h, h_def))
+    # a built-in layer by delta takes its first step for float64 rounding
+    first = _first_eps(ev, x, scheme) if eps is None else None
+    st = plan.points(x, scheme=scheme, eps=eps if first is None else first)
+    # the default steps are the plan's own when the user gave none
+    h_def = st.h if eps is None and first is None else \
+        plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
+    probe = noise.probe_points(x, st.h if h_def is st.h else np.minimum(st.h, h_def))
     base = ev.base_part()
-    # the repeats of the base point sit at the start, after the stencil and
-    # at the end of the call, where a nondeterministic f shows it
-    f0a, fv, f0b, pv, f0c = ev(base, (st.idx, st.vals), base, (probe.idx, probe.vals), base)
+    # the repeats of the base point sit at the start, after the probes and
+    # at the end of the call, where a nondeterministic f shows it.  The
+    # probes come first and the stencil entry by entry, so that a check
+    # stopped by Ctrl-C can judge the entries whose nodes it has
+    (f0a, pv, f0b, fv, f0c), done, stop = partial.evaluate(
+        ev, base, (probe.idx, probe.vals), base, partial.by_entry(st), base)
+    if stop is not None and not partial.judgeable(done, (0, 1, 2)):
+        raise partial.CheckInterrupted(None, [], N, "Interrupted (Ctrl-C) before the noise of f "
+                                       "was measured: no entry checked.", ev.nfev) from None
+    fv = partial.restore(fv, len(scheme.multipliers))
     f0 = base_value(float(f0a[0]))
-    repeats = np.array([f0a[0], f0b[0], f0c[0]])
+    repeats = np.array([f0a[0], f0b[0], f0c[0]])[:3 if done[4][0] else 2]
     spread = float(np.max(repeats) - np.min(repeats)) if np.all(np.isfinite(repeats)) else float("inf")
     values = np.concatenate([fv, pv, repeats])
     K = len(scheme.multipliers)
     node_vals = fv.reshape(K, N)
     pl = pv.reshape(probe.vals.shape)
-    flat = bool(np.any(np.ptp(node_vals, axis=0) == 0) or np.any(np.diff(pl, axis=1) == 0))
+    # (a node column of equal finite values is one whose ptp is 0)
+    flat = bool(np.any(_same_finite(node_vals)) or np.any(np.diff(pl, axis=1) == 0))
     fl = noise.Floor(noise.output_roundoff(values, u), noise.quantum(values, flat),
                      spread if np.isfinite(spread) else 0.0)
     sigma_g = noise.estimate(probe, f0, pv)
     sigma_g = max(sigma_g if np.isfinite(sigma_g) else 0.0, fl.at(f0).item())
     n = st.derivative(fv, f0)
     with np.errstate(invalid="ignore"):
-        fmag = np.maximum(np.abs(f0), np.nanmax(np.abs(node_vals), axis=0))
-    sigma1 = np.maximum(sigma_g, fl.at(fmag))
+        # max(|f0|, nanmax |f| over the nodes), one row at a time
+        fmag = np.abs(node_vals[0])
+        for row in node_vals[1:]:
+            np.fmax(fmag, np.abs(row), out=fmag)
+        np.maximum(fmag, np.abs(f0), out=fmag)
+    sigma1 = fl.at(fmag)
+    np.maximum(sigma1, sigma_g, out=sigma1)
     gain = st.centered_gain()
     info = dict(sigma=sigma_g, floor=fl, f0=f0, spread=spread, target=0.0, scale=0.0,
                 nondeterministic=spread > 0, erratic=0, h_tried=(float(np.min(st.h)), float(np.max(st.h))))
@@ -187,75 +235,113 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         reason[nonfinite] = judge.R_NONFINITE
         s = _State(n, tol, status, reason, st.h.copy(), np.zeros(N, bool), np.zeros(N),
                    np.zeros(N, bool), st.h.copy(), st.h.copy())
+        if stop is not None:
+            raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
+                           partial.complete_entries(done[3], K)) from None
         return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
     finite_a = np.isfinite(af)
-    a0 = np.where(finite_a, af, 0.0)
-    with np.errstate(invalid="ignore"):
-        err = np.abs(n - af)
-    target = judge.resolution(u)
+    a0 = af if finite_a.all() else np.where(finite_a, af, 0.0)
+    a_scale = max(0.0, float(np.max(a0)), -float(np.min(a0)))  # max |a0| (+0.0), no copy
     # max|g| per input, as far as the analytic values (and later the
     # estimates that could fail an entry) show it
-    groups, a_scales = _group_scales(groups, a0)
+    groups, a_scales = _group_scales(groups, a0, a_scale)
     scales = a_scales.copy()
+    scale = float(np.max(scales))
     # the analytic side rounds relative to the terms of its own input's gradient
-    afloor = judge.analytic_floor(a0, u_a, _per_entry(a_scales, groups)) + 2.0 * grad_roundoff * np.abs(a0)
-    tol = judge.KAPPA * sigma1 * gain + afloor
+    afloor = judge.analytic_floor(a0, u_a, a_scale if groups is None else a_scales[groups])
+    if grad_roundoff:  # (adding 0 to a nonnegative floor changes nothing)
+        extra = np.abs(a0)
+        np.multiply(2.0 * grad_roundoff, extra, out=extra)
+        afloor += extra
+    # KAPPA * sigma1 * gain + afloor, in place
+    tol = np.multiply(judge.KAPPA, sigma1, out=sigma1)
+    np.multiply(tol, gain, out=tol)
+    np.add(tol, afloor, out=tol)
+    with np.errstate(invalid="ignore"):
+        err = np.subtract(n, af)
+        np.abs(err, out=err)
+    target = judge.resolution(u)
     # an all-zero analytic gradient against an f that never moves: zero to
     # within a bound at the level of f's own precision is a real answer
-    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, float(np.max(np.abs(xf))))
-    s = _State(numeric=n.copy(), tol=tol.copy(),
-               status=np.full(N, judge.INCONCLUSIVE, np.uint8),
-               reason=np.full(N, judge.R_NOISE, np.uint8), h_used=st.h.copy(),
-               kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
-               h_lo=st.h.copy(), h_hi=st.h.copy())
+    x_max = max(float(np.max(x)), -float(np.min(x)))  # max |x|, exactly, in any float dtype
+    still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, x_max)
+    every_a = bool(finite_a.all())
     with np.errstate(invalid="ignore"):
-        ok1 = np.isfinite(n) & (err <= tol) & (tol <= target * _per_entry(scales, groups)) & finite_a
+        # isfinite(n) & (err <= tol) & (tol <= target * max|g| of its input) & finite_a,
+        # with one scratch array
+        ok1 = np.isfinite(n)
+        scratch = np.less_equal(err, tol)
+        ok1 &= scratch
+        ok1 &= np.less_equal(tol, target * _per_entry(scales, groups), out=scratch)
+        if not every_a:
+            ok1 &= finite_a
     # f never changed at all: the steps are below f's resolution (a
     # staircase whose quantum is not known yet), and a zero difference says
     # nothing either way until a larger step moves f
-    suspect = bool(np.all(values[np.isfinite(values)] == f0))
-    was_flat = suspect & np.all(node_vals == f0, axis=0)
-    ok1 &= ~was_flat
+    suspect = _all_at(values, f0)
+    was_flat = np.all(node_vals == f0, axis=0) if suspect else np.zeros(N, bool)
+    if suspect:
+        ok1 &= ~was_flat
+    open1 = np.invert(ok1, out=scratch)
+    if not every_a:
+        open1 &= finite_a
+    todo = np.flatnonzero(open1)
+    # the arrays refinement changes are copies; a check that stage one
+    # settled shares them with the stencil and the estimates
+    own = np.copy if todo.size else np.asarray
+    s = _State(numeric=own(n), tol=own(tol),
+               status=np.full(N, judge.INCONCLUSIVE, np.uint8),
+               reason=np.full(N, judge.R_NOISE, np.uint8), h_used=own(st.h),
+               kink=np.zeros(N, bool), jump=np.zeros(N), refined=np.zeros(N, bool),
+               h_lo=own(st.h), h_hi=own(st.h))
     s.status[ok1] = judge.PASS
     s.reason[ok1] = judge.R_ROUNDING
-    s.status[~finite_a] = judge.FAIL
-    s.reason[~finite_a] = judge.R_ANALYTIC
-    # an estimate at a step no larger than FAR_STEP defaults, for judging
-    # estimates made at larger steps
-    near = (st.h <= FAR_STEP * h_def) & ~was_flat
-    ref_d = np.where(near, n, np.nan)
-    ref_tol = np.where(near, tol, np.nan)
-    # the reference's rounding gain: a floor of f's noise found later (the
-    # quantum of a staircase f, seen only once larger steps move it) widens
-    # the reference's bound too
-    ref_gain = np.where(near, gain, np.nan)
-    best_tol = np.where(np.isfinite(n), tol, np.inf)
-
-    todo = np.flatnonzero(~ok1 & finite_a)
-    line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
-    line_done = np.zeros(N, bool)
-    flat_line = np.zeros(N, bool)            # a flat line of a staircase whose quantum is unknown
-    with np.errstate(invalid="ignore"):
-        want_line = np.zeros(N, bool)
-        want_line[todo] = ~(err[todo] <= tol[todo])
-    h_cur = st.h.copy()
-    known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
-    flat_x = np.abs(xf)
-    ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
-    h_min = 64.0 * ulp
-    h_max = 4.0 * np.maximum(1.0, flat_x)
+    if not every_a:
+        s.status[~finite_a] = judge.FAIL
+        s.reason[~finite_a] = judge.R_ANALYTIC
+    if stop is not None:
+        info.update(target=target, scale=scale)
+        raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "the first pass",
+                       partial.complete_entries(done[3], K)) from None
     erratic_any = np.zeros(N, bool)
+    if todo.size:  # the state of refinement (none when stage one settled every entry)
+        # an estimate at a step no larger than FAR_STEP defaults, for judging
+        # estimates made at larger steps
+        near = (st.h <= FAR_STEP * h_def) & ~was_flat
+        ref_d = np.where(near, n, np.nan)
+        ref_tol = np.where(near, tol, np.nan)
+        # the reference's rounding gain: a floor of f's noise found later (the
+        # quantum of a staircase f, seen only once larger steps move it) widens
+        # the reference's bound too
+        ref_gain = np.where(near, gain, np.nan)
+        best_tol = np.where(np.isfinite(n), tol, np.inf)
+        line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
+        line_done = np.zeros(N, bool)
+        flat_line = np.zeros(N, bool)            # a flat line of a staircase whose quantum is unknown
+        with np.errstate(invalid="ignore"):
+            want_line = np.zeros(N, bool)
+            want_line[todo] = ~(err[todo] <= tol[todo])
+        h_cur = st.h.copy()
+        known = {m: (node_vals[k], st.offsets[k]) for k, m in enumerate(scheme.multipliers)}
+        flat_x = np.abs(x.reshape(-1).astype(np.float64))
+        ulp = float(plan.float_info(x.dtype).eps) * np.maximum(flat_x, float(plan.float_info(x.dtype).tiny))
+        h_min = 64.0 * ulp
+        h_max = 4.0 * np.maximum(1.0, flat_x)
+        high = np.zeros(N, bool)       # judged with the fourth-order stencil from now on
     seen = [values]
-    high = np.zeros(N, bool)       # judged with the fourth-order stencil from now on
     for _ in range(MAX_ROUNDS):
         if todo.size == 0:
             break
         s.refined[todo] = True
         lines = todo[want_line[todo] & ~line_done[todo]]
-        r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
-                         noise.REACH * np.where(was_flat[lines], h_cur[lines],
-                                                np.minimum(h_cur[lines], h_def[lines])), f0)
+        try:
+            r = _nodes_mixed(ev, x, scheme, todo, h_cur[todo], known, high[todo], lines,
+                             noise.REACH * np.where(was_flat[lines], h_cur[lines],
+                                                    np.minimum(h_cur[lines], h_def[lines])), f0)
+        except KeyboardInterrupt:
+            info.update(target=target, scale=scale)
+            raise _stopped(ev, x, af, s, scheme, k_worst, t0, info, "refinement") from None
         known = None
         order = np.where(high[todo], HIGH.order, scheme.order)
         if lines.size:
@@ -271,12 +357,12 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             line_done[lines] = True
             flat_line[lines[unknown_step]] = True
         seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
-        allv = np.concatenate(seen)
         if suspect or fl.u_out < u:
             # f that never moved, or moved too little to show its precision
+            allv = np.concatenate(seen)
             fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
-            suspect = bool(np.all(allv[np.isfinite(allv)] == f0))
+            suspect = _all_at(allv, f0)
         if fl.step > 0 and flat_line.any():
             # the quantum found since: a line flat within one step of the
             # staircase was measured after all, and its noise is the floor
@@ -456,28 +542,37 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         want_line[todo[same]] = True
         todo = nxt
 
-    s.status[~finite_a] = judge.FAIL
-    s.reason[~finite_a] = judge.R_ANALYTIC
-    s.numeric[~finite_a] = n[~finite_a]
+    if not every_a:
+        s.status[~finite_a] = judge.FAIL
+        s.reason[~finite_a] = judge.R_ANALYTIC
+        s.numeric[~finite_a] = n[~finite_a]
     # entries no central step could settle: a kink or a change of regime
     # near x on one side, with rounding too large at the steps that avoid
     # it; a one-sided stencil on the far side can take a larger step
-    rest = np.flatnonzero((s.status == judge.INCONCLUSIVE) & finite_a & ~s.kink & ~erratic_any
-                          & (s.reason != judge.R_NONFINITE))
-    thr_all = np.broadcast_to(target * _per_entry(scales, groups), (N,))
-    rest = rest[np.isfinite(thr_all[rest]) & (thr_all[rest] > 0)]
-    if rest.size:
-        own = line_sigma[rest]
-        sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
-        _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], thr_all[rest],
-                   h_cur[rest], h_max[rest], np.isfinite(own))
-    _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor,
-                 target * scales[0] if groups is None else thr_all)
     open_ = s.status == judge.INCONCLUSIVE
-    open_groups = np.unique(groups[open_]) if groups is not None else np.zeros(int(open_.any()), np.int64)
+    rest = np.flatnonzero(open_ & finite_a & ~s.kink & ~erratic_any
+                          & (s.reason != judge.R_NONFINITE)) if open_.any() else np.zeros(0, np.int64)
+    info.update(target=target, scale=float(np.max(scales)), scales=scales)
+    try:
+        if rest.size:
+            thr_all = np.broadcast_to(target * _per_entry(scales, groups), (N,))
+            rest = rest[np.isfinite(thr_all[rest]) & (thr_all[rest] > 0)]
+        if rest.size:
+            own = line_sigma[rest]
+            sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
+            _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], thr_all[rest],
+                       h_cur[rest], h_max[rest], np.isfinite(own))
+        _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor,
+                     target * scales[0] if groups is None else target * scales[groups])
+    except KeyboardInterrupt:
+        raise _stopped(ev, x, af, s, scheme, k_worst, t0, info,
+                       "the one-sided and joint tests") from None
+    open_ = s.status == judge.INCONCLUSIVE
+    open_groups = (np.unique(groups[open_]) if groups is not None
+                   else np.zeros(int(open_.any()), np.int64))
     info.update(target=target, scales=scales,
                 scale=float(np.max(scales[open_groups])) if open_groups.size else float(np.max(scales)),
-                erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))),
+                erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))) if erratic_any.any() else 0,
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
     return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
 
@@ -504,10 +599,10 @@ def _first_eps(ev, x, scheme):
     return max(precise, MIN_STEP_ULPS * float(plan.float_info(x.dtype).eps))
 
 
-def _group_scales(groups, a0):
-    """``(groups, max|a| per group)``; ``groups`` None (one input) stays None."""
+def _group_scales(groups, a0, a_scale):
+    """``(groups, max|a| per group)``; ``groups`` None (one input: ``a_scale``) stays None."""
     if groups is None:
-        return None, np.array([float(np.max(np.abs(a0))) if a0.size else 0.0])
+        return None, np.array([a_scale])
     groups = np.asarray(groups, np.int64).reshape(-1)
     if groups.shape != a0.shape:
         raise GpuCheckError(f"`groups` must give each of the {a0.size} entries its input, "
@@ -520,6 +615,33 @@ def _group_scales(groups, a0):
 def _per_entry(scales, groups):
     """Each entry's group value (one group: the scalar itself, broadcasting)."""
     return scales[0] if groups is None else scales[groups]
+
+
+def _stopped(ev, x, af, s, scheme, k_worst, t0, info, stage, entries=None):
+    """Ctrl-C at ``stage``: the verdict reached on ``entries`` (all: None), for the caller."""
+    def build(e, sub):
+        return _result(ev, x.reshape(-1)[e], af[e], sub, scheme, k_worst, time.perf_counter() - t0,
+                       info)
+
+    return partial.interrupted(s, entries, build, total=x.size, stage=stage, nfev=ev.nfev)
+
+
+def _same_finite(rows: np.ndarray) -> np.ndarray:
+    """Per column of ``rows`` (K, M): all K values equal and finite, one row at a time."""
+    same = np.isfinite(rows[0])
+    for row in rows[1:]:
+        same &= row == rows[0]
+    return same
+
+
+def _all_at(values: np.ndarray, f0: float) -> bool:
+    """Whether every finite value equals f0 (the first few usually say no)."""
+    for part in (values[:4096], values):
+        if np.any((part != f0) & np.isfinite(part)):
+            return False
+        if part.size == values.size:
+            break
+    return True
 
 
 def _grow_scales(scales, groups, d, tol) -> None:
@@ -718,6 +840,8 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
     that violates it fails as a whole.
     """
     flat = x.reshape(-1)
+    if not np.any(s.kink):
+        return
     for sign in (1.0, -1.0):
         members = np.flatnonzero(s.kink & (s.status == judge.PASS) & (np.sign(s.jump) == sign))
         if members.size < 2:
@@ -774,67 +898,180 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
 
 def discrepancy(n: np.ndarray, a: np.ndarray) -> float:
     """``||n - a|| / (||n|| + ||a||)``, 0 when both are zero."""
-    n = np.asarray(n, dtype=np.float64)
-    a = np.asarray(a, dtype=np.float64)
+    return _discrepancy(n, a)
+
+
+def _discrepancy(n, a, abs_diff=None) -> float:
+    """:func:`discrepancy`, given ``|n - a|`` when the caller has it (the norm is the same)."""
+    n = np.asarray(n, dtype=np.float64).reshape(-1)
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(a))):
         return float("nan")
-    scale = max(float(np.max(np.abs(n))), float(np.max(np.abs(a))))
+    if n.size == 0:
+        return 0.0
+    scale = max(float(np.max(n)), -float(np.min(n)), float(np.max(a)), -float(np.min(a)))
     if scale == 0.0:
         return 0.0
-    # scaled so that the squares cannot overflow
-    num = float(np.linalg.norm((n - a) / scale))
-    den = float(np.linalg.norm(n / scale) + np.linalg.norm(a / scale))
+    # scaled so that the squares cannot overflow; one scratch array serves
+    # the three norms
+    buf = np.empty(n.size)
+    diff = np.subtract(n, a, out=buf) if abs_diff is None else \
+        np.asarray(abs_diff, dtype=np.float64).reshape(-1)
+    num = _norm(diff, scale, buf)
+    den = _norm(n, scale, buf) + _norm(a, scale, buf)
     if den == 0.0:
         return 0.0
     return num / den
 
 
+def _norm(v: np.ndarray, scale: float, out: np.ndarray) -> float:
+    """``||v / scale||`` by NumPy's pairwise sum of squares, ``out`` as scratch.
+
+    Not a BLAS dot: a threaded BLAS sums in an order that depends on its
+    thread count, and on a busy host its threads cost more than the sum.
+    """
+    np.divide(v, scale, out=out)
+    np.multiply(out, out, out=out)
+    return float(np.sqrt(np.sum(out)))
+
+
 def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=None) -> GradCheckResult:
     n, tol, status, reason = s.numeric, s.tol, s.status, s.reason
+    # the quotients only where their divisor is positive (0 or inf
+    # elsewhere), and NaN made inf: written in place, no temporaries
     with np.errstate(invalid="ignore", divide="ignore"):
-        abs_err = np.abs(n - af)
-        big = np.maximum(np.abs(n), np.abs(af))
-        rel_err = np.where(big > 0, abs_err / np.where(big > 0, big, 1.0), 0.0)
-        ratio = np.where(tol > 0, abs_err / np.where(tol > 0, tol, 1.0), np.where(abs_err > 0, np.inf, 0.0))
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    rel_err = np.where(np.isnan(rel_err), np.inf, rel_err)
-    # failing entries first, then inconclusive, then passing; within each,
-    # the largest error relative to the tolerance first
-    rank = np.select([status == judge.FAIL, status == judge.INCONCLUSIVE], [0, 1], 2)
-    k = min(k_worst, n.size)
-    order = np.lexsort((np.arange(n.size), -ratio, rank))[:k]
+        abs_err = np.subtract(n, af)
+        np.abs(abs_err, out=abs_err)
+        big = np.abs(n)
+        rel_err = np.abs(af)
+        np.maximum(big, rel_err, out=big)
+        pos = big > 0
+        np.divide(abs_err, big, out=rel_err, where=pos)
+        if not pos.all():
+            rel_err[~pos] = 0.0
+        ratio = big  # (a scratch array from here on)
+        pos = np.greater(tol, 0, out=pos)
+        np.divide(abs_err, tol, out=ratio, where=pos)
+        if not pos.all():
+            ratio[~pos] = np.where(abs_err[~pos] > 0, np.inf, 0.0)
+    ratio[np.isnan(ratio)] = np.inf
+    rel_err[np.isnan(rel_err)] = np.inf
+    order = worst_order(status, ratio, k_worst)
     names = np.asarray(judge.STATUS_NAMES)
     worst = tuple(
         WorstEntry(tuple(int(i) for i in np.unravel_index(int(j), x.shape)), float(n[j]), float(af[j]),
                    float(abs_err[j]), float(rel_err[j]), float(tol[j]), str(names[status[j]]),
                    judge.REASONS[reason[j]])
         for j in order)
-    overall = judge.overall(status)
+    # the counts, with no per-entry temporaries when every entry passed
+    settled = judge.PASS == 0 and not np.count_nonzero(status)
+    overall = "pass" if settled else judge.overall(status)
+    n_failed = 0 if settled else int(np.count_nonzero(status == judge.FAIL))
+    n_open = 0 if settled else int(np.count_nonzero(status == judge.INCONCLUSIVE))
+    n_kinks, n_refined = int(np.count_nonzero(s.kink)), int(np.count_nonzero(s.refined))
     shape = x.shape
-    failed = status.reshape(shape) == judge.FAIL
     return GradCheckResult(
         status=overall, passed=overall == "pass",
-        discrepancy=discrepancy(n, af),
+        discrepancy=_discrepancy(n, af, abs_err),
         numeric=n.reshape(shape), analytic=af.reshape(shape),
         abs_error=abs_err.reshape(shape), rel_error=rel_err.reshape(shape),
         tolerance=tol.reshape(shape), element_status=names[status].reshape(shape),
         worst=worst, eps=s.h_used.reshape(shape), backend=ev.backend, nfev=ev.nfev,
         seconds=seconds, scheme=scheme_name or scheme.name, dtype=str(x.dtype),
         noise=float(info["sigma"]),
-        n_failed=int(np.sum(status == judge.FAIL)),
-        n_inconclusive=int(np.sum(status == judge.INCONCLUSIVE)),
-        n_kinks=int(np.sum(s.kink)), n_refined=int(np.sum(s.refined)),
-        diagnosis=diagnose(n.reshape(shape), af.reshape(shape), failed,
+        n_failed=n_failed, n_inconclusive=n_open, n_kinks=n_kinks, n_refined=n_refined,
+        diagnosis=diagnose(n.reshape(shape), af.reshape(shape), status.reshape(shape) == judge.FAIL,
                            (reason == judge.R_JOINT).reshape(shape)) if overall == "fail" else "",
         compile_seconds=ev.compile_seconds,
         resolution=float(info["target"]),
         nondeterministic=bool(info["nondeterministic"]),
         advice=_advice(x, s, info, overall),
         n_joint_failed=int(np.sum(reason == judge.R_JOINT)),
-        n_kink_decided=int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
-        n_refined_decided=int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
+        n_kink_decided=n_kinks if not n_open else int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
+        n_refined_decided=n_refined if not (n_open or n_kinks) else
+        int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
         scales=tuple(float(v) for v in info.get("scales", ())),
     )
+
+
+def worst_order(status: np.ndarray, ratio: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the ``k`` entries a report lists first.
+
+    Failing entries first, then inconclusive, then the rest; within each,
+    the largest ``ratio`` (error over tolerance, never NaN) first, and the
+    lower index on a tie: the first k of
+    ``np.lexsort((np.arange(n), -ratio, rank))``, found without sorting all
+    n entries.
+
+    Examples
+    --------
+    >>> worst_order(np.array([0, 1, 0, 2]), np.array([3.0, 0.5, 7.0, 1.0]), 3).tolist()
+    [1, 3, 2]
+    """
+    status = np.asarray(status).reshape(-1)
+    ratio = np.asarray(ratio, dtype=np.float64).reshape(-1)
+    if not ratio.flags.writeable:  # (the selection marks entries as it goes)
+        ratio = ratio.copy()
+    k = min(int(k), status.size)
+    if judge.PASS == 0 and not np.count_nonzero(status) and k:
+        return np.asarray(_largest(ratio, k), dtype=np.int64)  # every entry passed
+    out = []
+    fail, open_ = status == judge.FAIL, status == judge.INCONCLUSIVE
+    for mask in (fail, open_, None):
+        need = k - len(out)
+        if need <= 0:
+            break
+        if mask is None:
+            mask = ~(fail | open_)
+        count = int(np.count_nonzero(mask))
+        if count == 0:
+            continue
+        need = min(need, count)
+        if count <= max(64 * need, 4096):
+            members = np.flatnonzero(mask)
+            # members are in index order: a stable sort keeps ties that way
+            out.extend(members[np.argsort(-ratio[members], kind="stable")[:need]].tolist())
+        elif count == status.size:
+            out.extend(_largest(ratio, need))
+        elif count > status.size // 2:
+            # the few others out of the way for the selection, then put back
+            others = np.flatnonzero(~mask)
+            kept = ratio[others]
+            ratio[others] = -1.0
+            try:
+                out.extend(_largest(ratio, need))
+            finally:
+                ratio[others] = kept
+        else:
+            out.extend(_largest(np.where(mask, ratio, -1.0), need))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _largest(key: np.ndarray, k: int) -> list:
+    """Indices of the k largest of ``key``, largest first, ties by index.
+
+    ``key`` holds no NaN, and at least k values above -inf; it is left as it
+    was.
+    """
+    if k <= 16:
+        # k passes of argmax, which returns the first of equal maxima; the
+        # values taken out on the way are put back
+        out, taken = [], []
+        try:
+            for _ in range(k):
+                j = int(np.argmax(key))
+                out.append(j)
+                taken.append(float(key[j]))
+                key[j] = -np.inf
+        finally:
+            key[out] = taken
+        return out
+    neg = np.negative(key)
+    kth = np.partition(neg, k - 1)[k - 1]
+    less = np.flatnonzero(neg < kth)
+    ties = np.flatnonzero(neg == kth)[:k - less.size]
+    cand = np.concatenate([less, ties])
+    return cand[np.lexsort((cand, neg[cand]))][:k].tolist()
 
 
 def _advice(x, s: _State, info, overall) -> str:

@@ -91,7 +91,13 @@ def analytic_floor(a: np.ndarray, u: float, scale: float | None = None) -> np.nd
     """
     if scale is None:
         scale = float(np.max(np.abs(a))) if a.size else 0.0
-    return u * (16.0 * np.abs(a) + 4.0 * scale)
+    out = np.abs(a)
+    if np.ndim(out) == 0:
+        return u * (16.0 * out + 4.0 * scale)
+    # in place, in the order of u * (16 |a| + 4 scale)
+    np.multiply(out, 16.0, out=out)
+    np.add(out, 4.0 * scale, out=out)
+    return np.multiply(out, u, out=out)
 
 
 def first_pass(a: np.ndarray, n: np.ndarray, gain: np.ndarray, sigma, u: float):

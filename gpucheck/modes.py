@@ -37,11 +37,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import engine, schedule
+from . import engine, partial, schedule
 from .dense import HOST_KINDS, AlongDirections, Directions
 from .diagnose import diagnose
 from .engine import Evaluator
-from .errors import GpuCheckError
+from .errors import GpuCheckError, GpuCheckInterrupted
 from .functions import Function
 from .result import UNCHECKED, Coverage, GradCheckResult, InputVerdict, Projection
 
@@ -210,7 +210,12 @@ def numerical_at(ev: Evaluator, entries: np.ndarray, scheme, eps, complex_step: 
 
         g = step(sub, e)
     else:
-        g, _, f0 = engine.numerical(sub, scheme, e)
+        try:
+            g, _, f0 = engine.numerical(sub, scheme, e)
+        except partial.GradientInterrupted as stop:
+            out = np.full(x.size, np.nan)
+            out[entries] = stop.gradient
+            raise partial.GradientInterrupted(out, stop.checked) from None
         from .validate import base_value
 
         base_value(f0)
@@ -459,7 +464,11 @@ def run(ev: Evaluator, structure, a: np.ndarray, eps, judge: Judge, plan: Plan) 
 
 
 def _full(ev, structure, a, eps, judge, reason) -> GradCheckResult:
-    r = judge(ev, a, eps)
+    try:
+        r = judge(ev, a, eps)
+    except partial.CheckInterrupted as stop:
+        raise interrupted(stop, ev, structure, a, mode="full",
+                          reason=reason or "auto: interrupted during the full check") from None
     if r.reference is not None:
         r = dataclasses.replace(r, reference=structure.label(r.reference))
     return dataclasses.replace(structure.label(r), mode="full", mode_reason=reason)
@@ -477,9 +486,26 @@ def _partial(ev, structure, a, eps, judge, plan, mode, reason, k, *, aborted=0,
     if "sample" in mode:
         entries, coverage = choose_entries(a, k, plan.seed, plan.indices,
                                            None if structure.single else structure.groups())
-        s = sample(ev, structure, a, eps, judge, entries=entries, coverage=coverage)
+        try:
+            s = sample(ev, structure, a, eps, judge, entries=entries, coverage=coverage)
+        except partial.CheckInterrupted as stop:
+            raise interrupted(stop, ev, structure, a, mode=mode, reason=reason, entries=entries,
+                              coverage=coverage) from None
     if "project" in mode:
-        p = project(ev, a, eps, judge, directions=plan.directions, seed=plan.seed)
+        try:
+            p = project(ev, a, eps, judge, directions=plan.directions, seed=plan.seed)
+        except KeyboardInterrupt:
+            # a projection stopped part way proves nothing about the gradient
+            note = "Interrupted (Ctrl-C) during the projected check, which judged no direction."
+            if s is None:
+                r = partial.unjudged(ev.x, a, backend=ev.backend, nfev=aborted, note=note,
+                                     seconds=time.perf_counter() - t0)
+                r = dataclasses.replace(r, mode=mode, mode_reason=reason)
+            else:
+                r = partial.mark(dataclasses.replace(s, mode=mode, mode_reason=reason),
+                                 checked=coverage.checked, note=note + " The sampled entries "
+                                 "were all checked.")
+            raise GpuCheckInterrupted(r.summary(), r) from None
     base = s if s is not None else _nothing_checked(ev.x, a, structure, p)
     statuses = [r.status for r in (s, p) if r is not None]
     status = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses \
@@ -505,6 +531,29 @@ def _partial(ev, structure, a, eps, judge, plan, mode, reason, k, *, aborted=0,
                                advice=advice, nfev=nfev + aborted, compile_seconds=compile_s,
                                seconds=time.perf_counter() - t0, mode=mode, mode_reason=reason,
                                projection=p)
+
+
+def interrupted(stop: "partial.CheckInterrupted", ev: Evaluator, structure, a: np.ndarray, *,
+                mode: str, reason: str, entries=None, coverage=None) -> GpuCheckInterrupted:
+    """The public interrupt of a check stopped by Ctrl-C, its partial result placed in x.
+
+    ``entries`` (flat, into x) are those of a sampled check, into which
+    ``stop.entries`` index; None when ``ev`` evaluates x itself.
+    """
+    x = ev.x
+    if stop.result is None:
+        r = partial.unjudged(x, a, backend=ev.backend, nfev=stop.nfev, seconds=0.0, note=stop.note)
+        inputs = () if structure.single else tuple(
+            InputVerdict(name=n, shape=tuple(s), status=UNCHECKED, discrepancy=float("nan"),
+                         entries=int(np.prod(s, dtype=np.int64)) if len(s) else 1, checked=0)
+            for n, s in zip(structure.names, structure.shapes))
+        r = dataclasses.replace(r, coverage=coverage, inputs=inputs)
+    else:
+        where = stop.entries if entries is None else np.asarray(entries)[stop.entries]
+        r = _embed(stop.result, x, a, where, structure, coverage)
+        r = partial.mark(r, checked=stop.entries.size, note=stop.note)
+    r = dataclasses.replace(r, mode=mode, mode_reason=reason)
+    return GpuCheckInterrupted(r.summary(), r)
 
 
 def _nothing_checked(x, a, structure, p: Projection) -> GradCheckResult:

@@ -267,23 +267,58 @@ def output_roundoff(values: np.ndarray, fallback: float | None = None) -> float:
     True
     """
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]
     # a handful of distinct values (a constant f, small integers) fits
     # every precision and says nothing about f's
-    if np.unique(v).size >= 8:
+    if _distinct(v, 8):
         for name in _OUTPUT_TYPES:
             dt = _dtype(name)
             if dt is None:
                 continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                back = v.astype(dt).astype(np.float64)
-            if np.array_equal(back, v):
+            if _representable(v, dt):
                 from .plan import unit_roundoff
 
                 return unit_roundoff(dt)
     elif fallback is not None:
         return float(fallback)
     return float(np.finfo(np.float64).eps) / 2.0
+
+
+#: Values a screening pass of :func:`output_roundoff` looks at first.
+_SCREEN = 4096
+
+
+def _distinct(v: np.ndarray, k: int) -> bool:
+    """``np.unique(v).size >= k``, without sorting all of a large v.
+
+    A sample usually shows k distinct values at once; when it does not,
+    each pass takes away every copy of one value, so at most k passes.
+    """
+    for sample in (v[:64], v[::max(1, v.size // _SCREEN)]):
+        if np.unique(sample).size >= k:
+            return True
+    for _ in range(k):
+        if v.size == 0:
+            return False
+        v = v[v != v[0]]
+    return True
+
+
+def _representable(v: np.ndarray, dt) -> bool:
+    """Whether every value of v survives a round trip through ``dt`` exactly.
+
+    A mismatch in the first few values (the usual answer) spares the
+    conversion of the rest.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        for part in (v[:_SCREEN], v):
+            if not np.array_equal(part.astype(dt).astype(np.float64), part):
+                return False
+            if part.size == v.size:
+                break
+    return True
 
 
 def _dtype(name):
@@ -365,7 +400,12 @@ class Floor:
         0.0009765625
         """
         m = np.abs(np.asarray(magnitude, dtype=np.float64))
-        return np.maximum(np.maximum(0.5 * self.u_out * m, 0.5 * self.step), self.nondeterministic)
+        if np.ndim(m) == 0:
+            return np.maximum(np.maximum(0.5 * self.u_out * m, 0.5 * self.step), self.nondeterministic)
+        # the same operations in place: one array for a floor per entry
+        np.multiply(0.5 * self.u_out, m, out=m)
+        np.maximum(m, 0.5 * self.step, out=m)
+        return np.maximum(m, self.nondeterministic, out=m)
 
 
 def floor(f0: float, values: np.ndarray) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import GpuCheckError
-from .stencils import Scheme, centered_weights, derivative_weights
+from .stencils import Scheme, asymmetric, centered_weights, derivative_weights
 
 __all__ = ["float_info", "unit_roundoff", "default_eps", "nominal_steps", "Stencil", "stencil",
            "points", "combine", "centered_weights", "derivative_weights"]
@@ -61,10 +61,15 @@ def nominal_steps(x: np.ndarray, eps) -> np.ndarray:
     ``eps`` may be a scalar or an array of x's shape (absolute steps are then
     taken as given).
     """
-    xf = np.abs(x.reshape(-1).astype(np.float64))
     e = np.asarray(eps, dtype=np.float64)
     if e.ndim == 0:
-        return float(e) * np.maximum(1.0, xf)
+        # in place, one float64 array: the same operations as
+        # eps * max(1, |x|) with its temporaries
+        h = x.reshape(-1).astype(np.float64)
+        np.abs(h, out=h)
+        np.maximum(h, 1.0, out=h)
+        np.multiply(h, float(e), out=h)
+        return h
     return e.reshape(-1).copy()
 
 
@@ -105,9 +110,29 @@ class Stencil:
         """``sum_k |w_k|``: how much an error in f is amplified, ``(M,)``."""
         return np.abs(self.weights).sum(axis=0)
 
+    def _parts(self) -> tuple:
+        """``(w, cols, full)``, computed once per stencil: the weights of the
+        offsets as they are, and :func:`~gpucheck.stencils.asymmetric`'s
+        columns and weights, from which :meth:`centered` and the formulas
+        that use it are built without a copy of every weight."""
+        cached = self.__dict__.get("_centered")
+        if cached is None:
+            w = self.weights
+            # a non-strict stencil holds NaN weights where a node is not
+            # finite or fell onto x; the formula is that of the raw offsets
+            bad = None if self.__dict__.get("_plain") else \
+                ~np.all(np.isfinite(self.offsets) & (self.offsets != 0.0), axis=0)
+            if bad is not None and np.any(bad):
+                w = w.copy()
+                w[:, bad] = derivative_weights(self.offsets[:, bad])
+            cached = (w,) + asymmetric(self.offsets)
+            object.__setattr__(self, "_centered", cached)
+        return cached
+
     def centered(self) -> tuple:
         """Node weights and the weight of f(x) (see :func:`~gpucheck.stencils.centered_weights`)."""
-        return centered_weights(self.offsets)
+        w, cols, full = self._parts()
+        return centered_weights(self.offsets, weights=w)
 
     def derivative(self, values: np.ndarray, f0: float | None = None) -> np.ndarray:
         """Combine f at the nodes (``(K * M,)`` or ``(K, M)``) into f'.
@@ -119,13 +144,44 @@ class Stencil:
         v = np.asarray(values, dtype=np.float64).reshape(len(self.multipliers), -1)
         if f0 is None:
             return (self.weights * v).sum(axis=0)
-        w, c = self.centered()
-        return (w * v).sum(axis=0) + c * f0
+        # (w * v).sum(axis=0) + c * f0 with :meth:`centered`'s w and c,
+        # column by column the same operations: c is 0 off ``cols``
+        w, cols, full = self._parts()
+        d = _row_sum(w, v)
+        d += 0.0 * f0
+        if cols.size:
+            d[cols] = (full[:-1] * v[:, cols]).sum(axis=0) + full[-1] * f0
+        return d
 
     def centered_gain(self) -> np.ndarray:
         """:attr:`rounding_gain` of the formula :meth:`derivative` uses with ``f0``."""
-        w, c = self.centered()
-        return np.abs(w).sum(axis=0) + np.abs(c)
+        w, cols, full = self._parts()
+        g = _abs_row_sum(w)
+        if cols.size:
+            g[cols] = np.abs(full[:-1]).sum(axis=0) + np.abs(full[-1])
+        return g
+
+
+def _row_sum(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``(w * v).sum(axis=0)`` one row at a time.
+
+    A reduction over the leading axis adds the rows in order to 0.0 (which
+    turns a -0.0 into 0.0), exactly as here; this way no ``(K, M)`` product
+    is held at once.
+    """
+    out = w[0] * v[0]
+    out += 0.0
+    for k in range(1, len(w)):
+        out += w[k] * v[k]
+    return out
+
+
+def _abs_row_sum(w: np.ndarray) -> np.ndarray:
+    """``np.abs(w).sum(axis=0)`` one row at a time."""
+    out = np.abs(w[0])
+    for k in range(1, len(w)):
+        out += np.abs(w[k])
+    return out
 
 
 def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | None = None, *,
@@ -143,13 +199,21 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
     flat = x.reshape(-1)
     if elements is None:
         elements = np.arange(flat.size, dtype=np.int64)
-    elements = np.asarray(elements, dtype=np.int64)
+        base = flat.astype(np.float64, copy=False)  # (read only here)
+    else:
+        elements = np.asarray(elements, dtype=np.int64)
+        base = flat[elements].astype(np.float64, copy=False)
     h = np.asarray(h, dtype=np.float64)
-    base = flat[elements].astype(np.float64)
-    mult = np.asarray(multipliers, dtype=np.float64)[:, None]
+    mult = np.asarray(multipliers, dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        vals = (base[None, :] + mult * h[None, :]).astype(x.dtype)
-    offsets = vals.astype(np.float64) - base[None, :]
+        # x_i + c h_i, row by row in place (no (K, M) temporaries)
+        vals = np.empty((mult.size, base.size))
+        for k, m in enumerate(mult):
+            np.multiply(m, h, out=vals[k])
+            np.add(base, vals[k], out=vals[k])
+        vals = vals.astype(x.dtype, copy=False)
+    offsets = vals.astype(np.float64)
+    np.subtract(offsets, base, out=offsets)
     if not strict:
         bad = ~np.all(np.isfinite(offsets) & (offsets != 0.0), axis=0)
         # such nodes are evaluated at x itself: harmless, and never used
@@ -168,7 +232,10 @@ def stencil(x: np.ndarray, multipliers, h: np.ndarray, elements: np.ndarray | No
             f"`eps` is too small for {x.dtype}: a step of {h[col]:.3g} rounds to zero at "
             f"x{np.unravel_index(bad, x.shape)} = {flat[bad]!r}")
     weights = derivative_weights(offsets)
-    return Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
+    st = Stencil(elements, tuple(int(m) for m in multipliers), h, vals, offsets, weights)
+    # every node is finite and off x: the weights are those of the offsets
+    object.__setattr__(st, "_plain", True)
+    return st
 
 
 def points(x: np.ndarray, *, scheme: Scheme, eps=None) -> Stencil:

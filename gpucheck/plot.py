@@ -3,6 +3,8 @@ imported only when asked)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .errors import GpuCheckError
@@ -107,11 +109,47 @@ def heatmap_grid(values) -> tuple:
     return grid.reshape(rows, width), f"index // {width}", f"index % {width}"
 
 
+#: Cells a heat map panel shows along each axis; larger grids are max-pooled.
+MAX_CELLS = 400
+#: Failing entries circled on a heat map when there are at most this many.
+MARKED_FAILS = 50
+
+
+def pool_max(grid: np.ndarray, cells: int) -> np.ndarray:
+    """``grid`` reduced to at most ``cells`` per axis, each block showing its largest value.
+
+    NaN (not checked) is ignored unless a whole block is NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.zeros((6, 4)); g[5, 0] = 1.0; g[0, :2] = np.nan
+    >>> pool_max(g, 3)
+    array([[0., 0.],
+           [0., 0.],
+           [1., 0.]])
+    """
+    fr = -(-grid.shape[0] // cells)
+    fc = -(-grid.shape[1] // cells)
+    if fr == 1 and fc == 1:
+        return grid
+    rows, cols = -(-grid.shape[0] // fr), -(-grid.shape[1] // fc)
+    padded = np.full((rows * fr, cols * fc), np.nan)
+    padded[:grid.shape[0], :grid.shape[1]] = grid
+    blocks = padded.reshape(rows, fr, cols, fc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmax(blocks, axis=(1, 3))
+
+
 def plot_heatmap(result, path, *, title=None):
     """A heat map of |error| / tolerance per entry (log scale; above 1 fails).
 
     One panel per input.  Entries a sampled check did not check stay grey;
-    when few were checked they are drawn as points.
+    when few were checked they are drawn as points.  A grid larger than
+    :data:`MAX_CELLS` a side is shown block by block, each block at its worst
+    entry, and up to :data:`MARKED_FAILS` failing entries are circled, so a
+    single wrong entry in a million is visible.
 
     Parameters
     ----------
@@ -158,8 +196,17 @@ def plot_heatmap(result, path, *, title=None):
             ax.set_xlim(-0.5, grid.shape[1] - 0.5)
             ax.set_ylim(grid.shape[0] - 0.5, -0.5)
         else:
-            image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto",
-                              interpolation="nearest")
+            # A panel has a few hundred pixels a side: blocks of entries show
+            # their worst, so that one failing entry among 10^6 stays visible.
+            shown = pool_max(grid, MAX_CELLS)
+            image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=norm, aspect="auto",
+                              interpolation="nearest",
+                              extent=(-0.5, grid.shape[1] - 0.5, grid.shape[0] - 0.5, -0.5))
+        with np.errstate(invalid="ignore"):
+            fr, fc = np.nonzero(grid > 0)
+        if 0 < fr.size <= MARKED_FAILS:
+            ax.scatter(fc, fr, s=90, facecolors="none", edgecolors="black", linewidths=1.0,
+                       clip_on=False)
         ax.set_title(f"{label} {tuple(np.shape(err[name]))}: {int(checked.sum()):,} checked",
                      fontsize=9)
     if image is not None:

@@ -248,6 +248,15 @@ class GradCheckResult:
         the derivative stands clear of its bound above it.  Each input is
         judged at ``resolution`` times its own.  Empty where no error model
         was used (``rtol``/``atol``).
+    partial : bool
+        The check was interrupted (Ctrl-C) and this is what it had checked:
+        entries it did not reach are 'unchecked' (NaN in the numeric
+        arrays), entries it had not decided are 'inconclusive', and
+        ``status`` is 'fail' if a checked entry failed, else 'inconclusive'
+        (never 'pass').  ``advice`` says where it stood.
+    n_checked : int or None
+        With ``partial``: how many entries were checked (judged, whether
+        or not decided).  None for a complete check.
     """
 
     status: str
@@ -287,6 +296,8 @@ class GradCheckResult:
     coverage: Optional["Coverage"] = None
     projection: Optional["Projection"] = None
     scales: tuple = ()
+    partial: bool = False
+    n_checked: Optional[int] = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -297,6 +308,8 @@ class GradCheckResult:
 
     def summary(self) -> str:
         """One line: the verdict and the headline numbers."""
+        if self.partial:
+            return self._partial_summary()
         if self.mode == "project":
             return f"{self.status.upper()}: {self.projection.summary()}"
         n = self.numeric.size
@@ -326,6 +339,22 @@ class GradCheckResult:
             line += f"; projected: {self.projection.status.upper()}, {self.projection.summary()}"
         if self.reference is not None:
             line += f"; float64 reference: {self.reference.status.upper()}"
+        return line
+
+    def _partial_summary(self) -> str:
+        total = self.numeric.size if self.coverage is None else self.coverage.checked
+        what = "entries" if self.coverage is None else "sampled entries"
+        k = int(self.n_checked or 0)
+        line = (f"PARTIAL ({self.status.upper()}): interrupted after {k:,} of {total:,} {what} "
+                f"were checked")
+        if k:
+            parts = [f"{k - self.n_failed - self.n_inconclusive} agree"]
+            if self.n_failed:
+                parts.append(f"{self.n_failed} fail")
+            if self.n_inconclusive:
+                parts.append(f"{self.n_inconclusive} inconclusive")
+            parts.append(f"discrepancy over those {self.discrepancy:.3e}")
+            line += ": " + ", ".join(parts)
         return line
 
     def interpretation(self) -> str:
@@ -361,7 +390,8 @@ class GradCheckResult:
     def __str__(self) -> str:
         n = self.numeric.size
         lines = [
-            f"gradient check: {self.status.upper()}",
+            f"gradient check: {self.status.upper()}"
+            + (" (PARTIAL: interrupted, not every entry checked)" if self.partial else ""),
             f"  {self.summary()}",
             f"  x: {self._point_text()}, {self.dtype}; scheme {self.scheme}, step {_span(self.eps)}",
             f"  noise of f: {self.noise:.2e}; kinks: {self.n_kinks}; refined: {self.n_refined}",
@@ -392,6 +422,7 @@ class GradCheckResult:
             lines.append(f"  likely cause: {self.diagnosis}")
         if self.resolution and self.mode != "project":
             which = "no entry" if self.coverage is None else "no sampled entry"
+            which = "no checked entry" if self.partial else which
             of = "of the max|g| of its own input (per input above)" if self.inputs else "of max|g|"
             lines.append(_wrap(f"  resolution: a pass means {which} is off by more than about "
                                f"{1.5 * self.resolution:.1%} {of}", indent="    "))
@@ -434,6 +465,7 @@ class GradCheckResult:
             "coverage": None if self.coverage is None else self.coverage.to_dict(),
             "projection": None if self.projection is None else self.projection.to_dict(),
             "scales": [_num(v) for v in self.scales],
+            "partial": self.partial, "n_checked": self.n_checked,
         }
 
     def _point_text(self) -> str:

@@ -32,6 +32,11 @@ With an executor (a ``dask.distributed.Client`` or any
 are placed by position, so they come back in order whatever order the
 workers finish in, and each point is counted once however often a chunk was
 retried after a worker died.
+
+Ctrl-C (or any :class:`KeyboardInterrupt`) during a stage leaves as an
+:class:`Interrupted` that carries the values of every point evaluated so
+far: the chunks that completed (in order locally, in any order on an
+executor) are kept, the chunk under way and those not started are not.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from . import backends
 from .errors import GpuCheckError
 from .functions import Function
 
-__all__ = ["Runner", "Outcome", "Pace", "TARGET_SECONDS", "REMOTE_TARGET_SECONDS",
+__all__ = ["Runner", "Outcome", "Interrupted", "Pace", "TARGET_SECONDS", "REMOTE_TARGET_SECONDS",
            "HOST_CHUNK_BYTES", "FIRST_WORK", "IN_FLIGHT_PER_WORKER", "chunk_grain"]
 
 #: Seconds one chunk should take, per backend: short enough that Ctrl-C and
@@ -118,6 +123,37 @@ class Outcome:
     run_seconds: float
     backend: str
     chunks: int
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a stage, with what was evaluated before it.
+
+    Attributes
+    ----------
+    values : numpy.ndarray
+        f at every point of the stage, NaN where it was not evaluated.
+    done : numpy.ndarray
+        Which points were evaluated (bool, the stage's length).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gpucheck.functions import as_function
+    >>> def stop_after_first_chunk(done, total):
+    ...     if done:
+    ...         raise KeyboardInterrupt
+    >>> r = Runner(as_function(lambda v: float(v[0])), np.zeros(1), "cpu")
+    >>> try:
+    ...     r.run(np.zeros(4, np.int64), np.arange(4.0), stop_after_first_chunk)
+    ... except Interrupted as stop:
+    ...     print(stop.done.tolist(), stop.values[stop.done].tolist())
+    [True, False, False, False] [0.0]
+    """
+
+    def __init__(self, values: np.ndarray, done: np.ndarray):
+        super().__init__(f"interrupted after {int(np.sum(done)):,} of {done.size:,} points")
+        self.values = values
+        self.done = done
 
 
 def chunk_grain(func: Function, x: np.ndarray) -> int:
@@ -381,29 +417,35 @@ class Runner:
     def _run_local(self, idx, vals, report: _Report) -> Outcome:
         impl = backends.get(self.backend)
         total = idx.size
-        out = np.empty(total, dtype=self._value_dtype)
+        out = np.full(total, np.nan, dtype=self._value_dtype)
         compile_s = run_s = 0.0
         start = chunks = 0
-        while start < total:
-            size = self.pace.next_size(total - start)
-            stop = start + size
-            t0 = time.perf_counter()
-            ev = impl.evaluate(self.func, self.x, idx[start:stop], vals[start:stop],
-                               progress=report.inner(start))
-            wall = time.perf_counter() - t0
-            values = np.asarray(ev.values, dtype=self._value_dtype)
-            if values.shape != (size,):
-                raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values "
-                                    f"for {size} points")
-            out[start:stop] = values
-            compile_s += ev.compile_seconds
-            run_s += ev.run_seconds
-            measured = wall - ev.compile_seconds
-            self.pace.observe(size, measured)
-            chunks += 1
-            start = stop
-            report.estimate(start, max(measured, 1e-9) / size)
-            report.emit(start, force=True)
+        try:
+            while start < total:
+                size = self.pace.next_size(total - start)
+                stop = start + size
+                t0 = time.perf_counter()
+                ev = impl.evaluate(self.func, self.x, idx[start:stop], vals[start:stop],
+                                   progress=report.inner(start))
+                wall = time.perf_counter() - t0
+                values = np.asarray(ev.values, dtype=self._value_dtype)
+                if values.shape != (size,):
+                    raise GpuCheckError(f"backend {self.backend!r} returned {values.shape} values "
+                                        f"for {size} points")
+                out[start:stop] = values
+                compile_s += ev.compile_seconds
+                run_s += ev.run_seconds
+                measured = wall - ev.compile_seconds
+                self.pace.observe(size, measured)
+                chunks += 1
+                start = stop
+                report.estimate(start, max(measured, 1e-9) / size)
+                report.emit(start, force=True)
+        except KeyboardInterrupt:
+            # chunks complete in order here: everything before `start` is in
+            done = np.zeros(total, bool)
+            done[:start] = True
+            raise Interrupted(out, done) from None
         return Outcome(out, compile_s, run_s, self.backend, chunks)
 
     def _run_remote(self, idx, vals, report: _Report) -> Outcome:
@@ -413,7 +455,8 @@ class Runner:
             self._remote = executors.Remote(self.executor, self.func, self.x, self.backend)
         remote = self._remote
         total = idx.size
-        out = np.empty(total, dtype=self._value_dtype)
+        out = np.full(total, np.nan, dtype=self._value_dtype)
+        finished = np.zeros(total, bool)
         t_start = time.perf_counter()
         compile_s = 0.0
         names = set()
@@ -439,6 +482,7 @@ class Runner:
                         raise GpuCheckError(f"a worker returned {values.shape} values for "
                                             f"{b - a} points")
                     out[a:b] = values
+                    finished[a:b] = True
                     compile_s = max(compile_s, c_s)
                     names.add(name)
                     self.pace.observe(b - a, r_s)
@@ -446,6 +490,10 @@ class Runner:
                     chunks += 1
                     report.estimate(done, max(r_s, 1e-9) / (b - a), workers)
                     report.emit(done, force=True)
+        except KeyboardInterrupt:
+            # chunks finish in any order: keep each one that came back
+            remote.cancel(list(pending))
+            raise Interrupted(out, finished) from None
         except BaseException:
             remote.cancel(list(pending))
             raise

@@ -15,7 +15,8 @@ import numpy as np
 
 from .errors import GpuCheckError
 
-__all__ = ["Scheme", "SCHEMES", "get_scheme", "derivative_weights", "centered_weights"]
+__all__ = ["Scheme", "SCHEMES", "get_scheme", "derivative_weights", "centered_weights",
+           "asymmetric"]
 
 
 @dataclass(frozen=True)
@@ -86,22 +87,36 @@ def derivative_weights(offsets: np.ndarray) -> np.ndarray:
     w = np.empty_like(t)
     for j in range(k):
         others = [m for m in range(k) if m != j]
-        denom = np.ones_like(t[0])
-        for m in others:
-            denom = denom * (t[j] - t[m])
+        # the textbook products and sums, in their order, less the
+        # multiplications by 1 and the first addition to 0 (both exact);
+        # the denominator is built in w[j] itself
+        denom = w[j, ...]
+        if others:
+            np.subtract(t[j], t[others[0]], out=denom)
+            for m in others[1:]:
+                np.multiply(denom, t[j] - t[m], out=denom)
+        else:
+            denom[...] = 1.0
         # d/dz of prod_{m != j} (z - t_m) at z = 0
-        num = np.zeros_like(t[0])
-        for drop in others:
-            term = np.ones_like(t[0])
-            for m in others:
-                if m != drop:
-                    term = term * (-t[m])
-            num = num + term
-        w[j] = num / denom
+        num = 0.0
+        for i, drop in enumerate(others):
+            term = _product([np.negative(t[m]) for m in others if m != drop])
+            num = term + 0.0 if i == 0 else np.add(num, term, out=num)
+        np.divide(num, denom, out=denom)
     return w
 
 
-def centered_weights(offsets: np.ndarray) -> tuple:
+def _product(factors):
+    """``1 * f0 * f1 * ...`` left to right (1.0 times a float is that float exactly)."""
+    if not factors:
+        return 1.0
+    out = np.array(factors[0], dtype=np.float64) if len(factors) > 1 else factors[0]
+    for f in factors[1:]:
+        np.multiply(out, f, out=out)
+    return out
+
+
+def centered_weights(offsets: np.ndarray, *, weights: np.ndarray | None = None) -> tuple:
     """Weights of the nodes and of x itself, for nodes that rounding left asymmetric.
 
     The K nodes of a central stencil sit symmetrically about 0 only up to the
@@ -118,6 +133,10 @@ def centered_weights(offsets: np.ndarray) -> tuple:
     ----------
     offsets : numpy.ndarray
         ``(K, M)``, as for :func:`derivative_weights`.
+    weights : numpy.ndarray, optional
+        ``derivative_weights(offsets)`` when the caller has it already; it
+        is not modified, and the result may share it where the nodes are
+        symmetric.
 
     Returns
     -------
@@ -135,14 +154,65 @@ def centered_weights(offsets: np.ndarray) -> tuple:
     3.0
     """
     t = np.asarray(offsets, dtype=np.float64)
-    w = derivative_weights(t)
+    w = derivative_weights(t) if weights is None else weights
     center = np.zeros(t.shape[1:])
-    with np.errstate(invalid="ignore"):
-        srt = np.sort(t, axis=0)
-        asym = ~np.all(srt == -srt[::-1], axis=0) & np.all(np.isfinite(t), axis=0)
-    if np.any(asym):
-        sub = t[:, asym]
-        full = derivative_weights(np.concatenate([sub, np.zeros((1, sub.shape[1]))]))
-        w[:, asym] = full[:-1]
-        center[asym] = full[-1]
+    cols, full = asymmetric(t)
+    if cols.size:
+        if w is weights:
+            w = np.array(weights, dtype=np.float64)
+        w[:, cols] = full[:-1]
+        center[cols] = full[-1]
     return w, center
+
+
+def asymmetric(offsets: np.ndarray) -> tuple:
+    """The columns :func:`centered_weights` changes, and what it puts there.
+
+    Returns
+    -------
+    cols : numpy.ndarray
+        Indices of the columns of finite nodes that are not symmetric about 0.
+    full : numpy.ndarray
+        ``(K + 1, len(cols))``: the weights of those columns' nodes and,
+        last, of x itself.
+
+    Examples
+    --------
+    >>> cols, full = asymmetric(np.array([[-1.0, -0.5], [1.0, 1.0]]))
+    >>> cols.tolist(), full.shape
+    ([1], (3, 1))
+    """
+    t = np.asarray(offsets, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        if t.shape[0] == 2:
+            # two nodes are symmetric when one is the other's negative
+            sym = t[0] == -t[1]
+            finite = np.isfinite(t[0]) & np.isfinite(t[1])
+        else:
+            srt = _sorted_nodes(t)
+            sym = np.all(srt == -srt[::-1], axis=0)
+            finite = np.all(np.isfinite(t), axis=0)
+        cols = np.flatnonzero(~sym & finite)
+    sub = t[:, cols]
+    if not cols.size:
+        return cols, np.zeros((t.shape[0] + 1, 0))
+    return cols, derivative_weights(np.concatenate([sub, np.zeros((1, sub.shape[1]))]))
+
+
+def _sorted_nodes(t: np.ndarray) -> np.ndarray:
+    """``np.sort(t, axis=0)`` for the finite columns of a few rows.
+
+    A sort along the short axis makes one tiny sort per column; the
+    elementwise compare-exchanges of an odd-even transposition network do
+    the same in K passes over the rows.  Columns with a NaN come out in
+    another order than ``np.sort`` would give them; the caller discards
+    non-finite columns.
+    """
+    k = t.shape[0]
+    if k > 8:
+        return np.sort(t, axis=0)
+    rows = list(t)
+    for r in range(k):
+        for i in range(r % 2, k - 1, 2):
+            rows[i], rows[i + 1] = np.minimum(rows[i], rows[i + 1]), np.maximum(rows[i], rows[i + 1])
+    return np.stack(rows) if k else t
