@@ -27,6 +27,14 @@ def loss_k(x, t):
     return s / x.shape[0]
 
 
+def row_mse(row, t):
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = row[j] - t[j]
+        s += d * d
+    return s
+
+
 def cases():
     rng = np.random.default_rng(0)
     for dt in (np.float64, np.float32):
@@ -52,6 +60,28 @@ def cases():
         T = np.random.default_rng(0).normal(size=(n, n)).astype(np.float32)
         X = np.random.default_rng(1).normal(size=(n, n)).astype(np.float32)
         yield f"README kernel MSE {n}x{n} float32", gpucheck.kernel(loss_k, T), X, 2 * (X - T) / n
+    # the other forms: built-in layers by delta, a row-wise function, two inputs
+    for dt in (np.float64, np.float32):
+        name = np.dtype(dt).name
+        t = rng.normal(size=(32, 32)).astype(dt)
+        x = rng.normal(size=(32, 32)).astype(dt)
+        lay = L.mse(t)
+        yield f"mse 32x32 layer {name}", lay, x, lay.grad(x)
+        yield f"mse 32x32 rowwise {name}", gpucheck.rowwise(row_mse, t, scale=1 / 32), x, lay.grad(x)
+        lay = L.tanh_sum(rng.normal(size=(32, 32)).astype(dt))
+        x = rng.normal(size=(32, 32)).astype(dt)
+        yield f"tanh 32x32 layer {name}", lay, x, lay.grad(x)
+        lay = L.softmax_cross_entropy(rng.integers(0, 32, size=32))
+        x = (3 * rng.normal(size=(32, 32))).astype(dt)
+        yield f"softmax CE 32x32 layer {name}", lay, x, lay.grad(x)
+        a, tt = rng.normal(size=(16, 8)).astype(dt), rng.normal(size=(16, 8)).astype(dt)
+        w, b = (rng.normal(size=(8, 8)) / 3).astype(dt), rng.normal(size=8).astype(dt)
+        z = a.astype(float) @ w + 1e-3 * b - tt
+        dz = 2 * z / 16
+        fb = gpucheck.batched(lambda ws, bs, a=a, tt=tt, dt=dt: (
+            (np.einsum("ri,bik->brk", a, ws) + dt(1e-3) * bs[:, None, :] - tt) ** 2
+        ).reshape(len(ws), -1).sum(axis=1) / dt(16))
+        yield f"dense + bias/1000 batched {name}", fb, (w, b), (a.T.astype(float) @ dz, 1e-3 * dz.sum(0))
 
 
 def main():
@@ -59,7 +89,8 @@ def main():
     print(f"{'case':<34} {'N':>6} {'nfev':>7} {'nfev-2N':>8}  status")
     for name, f, x, g in cases():
         r = gpucheck.check_gradient(f, x, g, backend="cpu")
-        print(f"{name:<34} {x.size:6d} {r.nfev:7d} {r.nfev - 2 * x.size:8d}  {r.status}")
+        size = sum(v.size for v in x) if isinstance(x, tuple) else x.size
+        print(f"{name:<34} {size:6d} {r.nfev:7d} {r.nfev - 2 * size:8d}  {r.status}")
 
 
 if __name__ == "__main__":

@@ -184,11 +184,12 @@ def check_gradient(f, x, grad, *, eps=None, scheme="central", backend="auto", rt
 
     def judge(ev_, a_, eps_, worst=None):
         k_ = k if worst is None else worst
-        r = _check(ev_, a_, name, eps_, rtol, atol, k_, g_u)
+        groups = _groups(ev_, ev, structure)
+        r = _check(ev_, a_, name, eps_, rtol, atol, k_, g_u, groups)
         if ref is not None:
             ev64 = ev_.at(ev_.x.astype(np.float64), progress=True)
             try:
-                r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u))
+                r = replace(r, reference=_check(ev64, a_, name, eps_, rtol, atol, k_, g_u, groups))
             except partial.CheckInterrupted:
                 raise partial.CheckInterrupted(
                     partial.flat(r), np.arange(r.numeric.size), r.numeric.size,
@@ -221,13 +222,28 @@ def _grad_roundoff(grad, structure) -> float:
     return max((validate.grad_roundoff(g) for g in members), default=0.0)
 
 
-def _check(ev, a, scheme, eps, rtol, atol, k, g_u):
+def _groups(ev_, ev, structure):
+    """The input of each entry the engine judges, for several inputs (else None).
+
+    A full check judges every entry of the point, a sampled one the entries
+    of its subset; a projected check (f along directions, a function of
+    its own) has no entries of x to tell apart.
+    """
+    if structure.single or ev_.func is not ev.func:
+        return None
+    groups = structure.groups()
+    if isinstance(ev_, modes.SubsetEvaluator):
+        return groups[ev_.entries]
+    return groups if ev_.x.size == groups.size else None
+
+
+def _check(ev, a, scheme, eps, rtol, atol, k, g_u, groups=None):
     if scheme == "complex":
         from .complexstep import check_complex
 
         return check_complex(ev, a, eps=eps, k_worst=k, grad_roundoff=g_u)
     return engine.check(ev, a, scheme=get_scheme(scheme), eps=eps, rtol=rtol, atol=atol, k_worst=k,
-                        grad_roundoff=g_u)
+                        grad_roundoff=g_u, groups=groups)
 
 
 def numerical_gradient(f, x, *, eps=None, scheme="central", backend="auto", progress=None,

@@ -162,11 +162,15 @@ class _State:
 
 
 def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=None,
-          k_worst: int = 5, grad_roundoff: float = 0.0) -> GradCheckResult:
+          k_worst: int = 5, grad_roundoff: float = 0.0, groups=None) -> GradCheckResult:
     """Run the full check of analytic gradient ``a`` (float64, x's shape).
 
     ``grad_roundoff`` is the unit roundoff of the dtype the gradient was
     given in (0 when unknown): the analytic side's own rounding.
+    ``groups`` gives each flat entry the index of the input it belongs to
+    (several inputs): each input is judged at the resolution of its own
+    max|g|, so that a gradient far smaller than another's is still held to
+    a share of itself; None is one group.
     """
     t0 = time.perf_counter()
     x = ev.x
@@ -176,9 +180,12 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     # gradient's (float32 at most), and one rounding to the dtype it came in
     u_a = min(max(u, grad_roundoff), 2.0 ** -24)
     af = a.reshape(-1)
-    st = plan.points(x, scheme=scheme, eps=eps)
+    # a built-in layer by delta takes its first step for float64 rounding
+    first = _first_eps(ev, x, scheme) if eps is None else None
+    st = plan.points(x, scheme=scheme, eps=eps if first is None else first)
     # the default steps are the plan's own when the user gave none
-    h_def = st.h if eps is None else plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
+    h_def = st.h if eps is None and first is None else \
+        plan.nominal_steps(x, plan.default_eps(x.dtype, scheme))
     probe = noise.probe_points(x, st.h if h_def is st.h else np.minimum(st.h, h_def))
     base = ev.base_part()
     # the repeats of the base point sit at the start, after the probes and
@@ -236,7 +243,13 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     finite_a = np.isfinite(af)
     a0 = af if finite_a.all() else np.where(finite_a, af, 0.0)
     a_scale = max(0.0, float(np.max(a0)), -float(np.min(a0)))  # max |a0| (+0.0), no copy
-    afloor = judge.analytic_floor(a0, u_a, a_scale)
+    # max|g| per input, as far as the analytic values (and later the
+    # estimates that could fail an entry) show it
+    groups, a_scales = _group_scales(groups, a0, a_scale)
+    scales = a_scales.copy()
+    scale = float(np.max(scales))
+    # the analytic side rounds relative to the terms of its own input's gradient
+    afloor = judge.analytic_floor(a0, u_a, a_scale if groups is None else a_scales[groups])
     if grad_roundoff:  # (adding 0 to a nonnegative floor changes nothing)
         extra = np.abs(a0)
         np.multiply(2.0 * grad_roundoff, extra, out=extra)
@@ -249,19 +262,18 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         err = np.subtract(n, af)
         np.abs(err, out=err)
     target = judge.resolution(u)
-    scale = a_scale
     # an all-zero analytic gradient against an f that never moves: zero to
     # within a bound at the level of f's own precision is a real answer
     x_max = max(float(np.max(x)), -float(np.min(x)))  # max |x|, exactly, in any float dtype
     still_thr = target * np.sqrt(u) * abs(f0) / max(1.0, x_max)
     every_a = bool(finite_a.all())
     with np.errstate(invalid="ignore"):
-        # isfinite(n) & (err <= tol) & (tol <= target * scale) & finite_a,
+        # isfinite(n) & (err <= tol) & (tol <= target * max|g| of its input) & finite_a,
         # with one scratch array
         ok1 = np.isfinite(n)
         scratch = np.less_equal(err, tol)
         ok1 &= scratch
-        ok1 &= np.less_equal(tol, target * scale, out=scratch)
+        ok1 &= np.less_equal(tol, target * _per_entry(scales, groups), out=scratch)
         if not every_a:
             ok1 &= finite_a
     # f never changed at all: the steps are below f's resolution (a
@@ -299,9 +311,14 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         near = (st.h <= FAR_STEP * h_def) & ~was_flat
         ref_d = np.where(near, n, np.nan)
         ref_tol = np.where(near, tol, np.nan)
+        # the reference's rounding gain: a floor of f's noise found later (the
+        # quantum of a staircase f, seen only once larger steps move it) widens
+        # the reference's bound too
+        ref_gain = np.where(near, gain, np.nan)
         best_tol = np.where(np.isfinite(n), tol, np.inf)
         line_sigma = np.full(N, np.nan)          # noise measured along the coordinate
         line_done = np.zeros(N, bool)
+        flat_line = np.zeros(N, bool)            # a flat line of a staircase whose quantum is unknown
         with np.errstate(invalid="ignore"):
             want_line = np.zeros(N, bool)
             want_line[todo] = ~(err[todo] <= tol[todo])
@@ -334,9 +351,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             # is known (the floor), its noise is not measured; one that moves
             # nowhere has none
             moved = np.any(np.stack(r["f"])[:, np.searchsorted(todo, lines)] != f0, axis=0)
-            usable &= ~((sig_l == 0) & moved & (fl.step == 0))
+            unknown_step = (sig_l == 0) & moved & (fl.step == 0)
+            usable &= ~unknown_step
             line_sigma[lines] = np.where(usable, sig_l, np.nan)
             line_done[lines] = True
+            flat_line[lines[unknown_step]] = True
         seen.append(np.concatenate([np.ravel(v) for v in r["f"]]))
         if suspect or fl.u_out < u:
             # f that never moved, or moved too little to show its precision
@@ -344,6 +363,11 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             fl = noise.Floor(max(fl.u_out, noise.output_roundoff(allv, fl.u_out)),
                              noise.quantum(allv, True) if suspect else fl.step, fl.nondeterministic)
             suspect = _all_at(allv, f0)
+        if fl.step > 0 and flat_line.any():
+            # the quantum found since: a line flat within one step of the
+            # staircase was measured after all, and its noise is the floor
+            line_sigma[flat_line] = 0.0
+            flat_line[:] = False
         flat_e = suspect & np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] < h_max[todo])
         was_flat[todo] |= flat_e
         fm = np.maximum(r["fmag"], np.abs(f0))
@@ -380,17 +404,20 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
             # coordinate; a line that could not be measured is no licence
             measured = np.isfinite(line_sigma[todo])
             trunc_dom = (judge.TRUNCATION_SAFETY * trunc > judge.KAPPA * rnd) | saturated
-            rd, rt = ref_d[todo], ref_tol[todo]
+            rd = ref_d[todo]
+            rt = np.maximum(ref_tol[todo], judge.KAPPA * fl.at(fm) * ref_gain[todo])
             consistent = ~far | (np.abs(d1 - rd) <= tol_s + rt)
             # the scale of g grows with estimates that could also fail an entry
             solid = finite & measured & ~erratic & ~trunc_dom & consistent & ~flat_e
-            scale = max(scale, _scale(0.0, d1[solid], tol_s[solid], 0.0))
-            thr = target * scale
+            g_todo = None if groups is None else groups[todo]
+            _grow_scales(scales, None if groups is None else g_todo[solid], d1[solid], tol_s[solid])
+            thr = target * _per_entry(scales, g_todo)
             smooth_pass = finite & (err_s <= tol_s) & (tol_s <= thr) & ~flat_e & ~saturated
             # f that does not move even at the largest step: its derivative
             # is zero within the bound there, whatever the scale of g
             still = np.all(np.stack(r["f"]) == f0, axis=0) & (h_cur[todo] >= h_max[todo])
-            smooth_pass |= still & finite & (err_s <= tol_s) & (tol_s <= (thr if a_scale > 0 else still_thr))
+            smooth_pass |= still & finite & (err_s <= tol_s) & \
+                (tol_s <= np.where(_per_entry(a_scales, g_todo) > 0, thr, still_thr))
             # far beyond the default step, one-sided slopes that differ by a
             # constant are f's own scale (tanh saturating), not a kink
             is_kink = knk & ~smooth_pass & ~erratic & ~flat_e & ~far_h
@@ -465,6 +492,7 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
         upd = ~far & finite & ~np.isfinite(rd) & ~flat_e
         ref_d[todo[upd]] = d1[upd]
         ref_tol[todo[upd]] = tol_s[upd]
+        ref_gain[todo[upd]] = r["gain1"][upd]
 
         # where to look next
         h = h_cur[todo]
@@ -524,21 +552,69 @@ def check(ev: Evaluator, a: np.ndarray, *, scheme: Scheme, eps, rtol=None, atol=
     open_ = s.status == judge.INCONCLUSIVE
     rest = np.flatnonzero(open_ & finite_a & ~s.kink & ~erratic_any
                           & (s.reason != judge.R_NONFINITE)) if open_.any() else np.zeros(0, np.int64)
-    info.update(target=target, scale=scale)
+    info.update(target=target, scale=float(np.max(scales)), scales=scales)
     try:
-        if rest.size and np.isfinite(target * scale) and target * scale > 0:
+        if rest.size:
+            thr_all = np.broadcast_to(target * _per_entry(scales, groups), (N,))
+            rest = rest[np.isfinite(thr_all[rest]) & (thr_all[rest] > 0)]
+        if rest.size:
             own = line_sigma[rest]
             sig = np.where(np.isfinite(own), np.maximum(own, 0.25 * sigma_g), sigma_g)
-            _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], target * scale,
+            _one_sided(ev, x, af, s, rest, f0, sig, fl, afloor[rest], thr_all[rest],
                        h_cur[rest], h_max[rest], np.isfinite(own))
-        _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, target * scale)
+        _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor,
+                     target * scales[0] if groups is None else target * scales[groups])
     except KeyboardInterrupt:
         raise _stopped(ev, x, af, s, scheme, k_worst, t0, info,
                        "the one-sided and joint tests") from None
-    info.update(target=target, scale=scale,
+    open_ = s.status == judge.INCONCLUSIVE
+    open_groups = (np.unique(groups[open_]) if groups is not None
+                   else np.zeros(int(open_.any()), np.int64))
+    info.update(target=target, scales=scales,
+                scale=float(np.max(scales[open_groups])) if open_groups.size else float(np.max(scales)),
                 erratic=int(np.sum(erratic_any & (s.status == judge.INCONCLUSIVE))) if erratic_any.any() else 0,
                 h_tried=(float(np.min(s.h_lo)), float(np.max(s.h_hi))))
     return _result(ev, x, af, s, scheme, k_worst, time.perf_counter() - t0, info)
+
+
+#: Units in the last place of x the first step spans, at least, where f is
+#: evaluated more precisely than x's dtype.
+MIN_STEP_ULPS = 256
+
+
+def _first_eps(ev, x, scheme):
+    """The first relative step: the default of the precision f is evaluated in.
+
+    A built-in layer evaluated by delta computes f in float64 from the
+    values of x's dtype, so its rounding is float64's; the float32 default
+    step, sized for float32 rounding, would leave every entry's truncation
+    error far above that noise and send each one to refinement (about 16N
+    evaluations instead of 2N for a float32 tanh or softmax layer).  Its
+    first step balances float64 rounding instead, but spans at least
+    ``MIN_STEP_ULPS`` units of x so that it stays well resolved in x's dtype.
+    """
+    if getattr(ev.func, "kind", None) != "layer" or x.dtype == np.float64:
+        return None
+    precise = plan.default_eps(np.dtype(np.float64), scheme)
+    return max(precise, MIN_STEP_ULPS * float(plan.float_info(x.dtype).eps))
+
+
+def _group_scales(groups, a0, a_scale):
+    """``(groups, max|a| per group)``; ``groups`` None (one input: ``a_scale``) stays None."""
+    if groups is None:
+        return None, np.array([a_scale])
+    groups = np.asarray(groups, np.int64).reshape(-1)
+    if groups.shape != a0.shape:
+        raise GpuCheckError(f"`groups` must give each of the {a0.size} entries its input, "
+                            f"got {groups.size}")
+    scales = np.zeros(int(groups.max()) + 1 if groups.size else 1)
+    np.maximum.at(scales, groups, np.abs(a0))
+    return groups, scales
+
+
+def _per_entry(scales, groups):
+    """Each entry's group value (one group: the scalar itself, broadcasting)."""
+    return scales[0] if groups is None else scales[groups]
 
 
 def _stopped(ev, x, af, s, scheme, k_worst, t0, info, stage, entries=None):
@@ -568,12 +644,16 @@ def _all_at(values: np.ndarray, f0: float) -> bool:
     return True
 
 
-def _scale(a_scale, d, tol, floor) -> float:
-    """max|g|, as far as the analytic values and the estimates (less their bounds) show it."""
+def _grow_scales(scales, groups, d, tol) -> None:
+    """Raise each group's max|g| to what its estimates (less their bounds) show."""
     with np.errstate(invalid="ignore"):
         lower = np.abs(d) - tol
-    lower = lower[np.isfinite(lower)]
-    return max(a_scale, float(np.max(lower)) if lower.size else 0.0, float(floor))
+    keep = np.isfinite(lower)
+    if groups is None:
+        if keep.any():
+            scales[0] = max(scales[0], float(np.max(lower[keep])))
+        return
+    np.maximum.at(scales, groups[keep], lower[keep])
 
 
 def _set(s, elements, mask, status, reason, numeric, tol, h):
@@ -800,7 +880,9 @@ def _joint_kinks(ev, x, af, s, f0, sigma_g, fl, afloor, threshold):
             # violation smaller than that along o is no more a fail than an
             # entry's error below its threshold (the terms of f, not |f|,
             # set the rounding here, and f may be near zero)
-            tol = max(judge.KAPPA * sig * 3.0, threshold * float(np.sum(np.abs(o)))) \
+            held = threshold * float(np.sum(np.abs(o))) if np.ndim(threshold) == 0 else \
+                float(np.dot(threshold[members], np.abs(o)))
+            tol = max(judge.KAPPA * sig * 3.0, held) \
                 + float(np.dot(afloor[members], np.abs(o))) * 2.5
             if viol < -tol and (worst is None or -viol / tol > worst[0]):
                 worst = (-viol / tol, viol * sign, tol, o)
@@ -908,6 +990,7 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         n_kink_decided=n_kinks if not n_open else int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
         n_refined_decided=n_refined if not (n_open or n_kinks) else
         int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
+        scales=tuple(float(v) for v in info.get("scales", ())),
     )
 
 
@@ -1008,8 +1091,9 @@ def _advice(x, s: _State, info, overall) -> str:
     lo, hi = info["h_tried"]
     steps = f"{lo:.1e}" if lo == hi else f"{lo:.1e} to {hi:.1e}"
     ulps = info["sigma"] / (u * abs(f0)) if f0 != 0 else float("inf")
+    of = "the max|g| of its input" if len(info.get("scales", ())) > 1 else "max|g|"
     notes.append(f"{k} entr{'y' if k == 1 else 'ies'} undecided after steps from {steps}: no step "
-                 f"brought the error bound below {info['target']:.1%} of max|g| "
+                 f"brought the error bound below {info['target']:.1%} of {of} "
                  f"({info['target'] * info['scale']:.2e}).")
     nonfinite = open_ & (s.reason == judge.R_NONFINITE)
     if np.any(nonfinite):

@@ -14,6 +14,12 @@ were several inputs:
   ``input 2[3, 4]`` for an unnamed tuple member) and every input gets its
   own verdict beside the overall one.
 
+The engine is told one thing more, which input each entry belongs to
+(:meth:`Inputs.groups`): gradients of different inputs may differ in scale
+by orders of magnitude (a weight matrix and a small bias), and each input is
+held to a resolution of its own max|g|, so that a 1% error in the small one
+is not lost below a resolution set by the large one.
+
 All inputs share one dtype: f is evaluated in that dtype, and the steps and
 the error model follow from it.  Mixed float32/float64 inputs are rejected
 with a message that says how to convert them.
@@ -210,7 +216,11 @@ class Inputs:
         numeric = self.split(result.numeric, lead)
         analytic = self.split(result.analytic, lead)
         verdicts, hints = [], []
-        for name, shape in zip(self.names, self.shapes):
+        # the engine judged each input at the resolution of its own max|g|
+        # when it was told the inputs apart (one scale per input)
+        scales = result.scales if len(result.scales) == len(self.names) and not cotangents \
+            else (None,) * len(self.names)
+        for name, shape, scale in zip(self.names, self.shapes, scales):
             st, n, a = status[name], numeric[name], analytic[name]
             failed = st == "fail"
             hint = _hint(n, a, failed, lead)
@@ -218,7 +228,8 @@ class Inputs:
                 name=name, shape=tuple(shape), status=_overall(st),
                 discrepancy=_discrepancy(n, a), entries=int(st.size),
                 n_failed=int(failed.sum()), n_inconclusive=int((st == "inconclusive").sum()),
-                diagnosis=hint))
+                diagnosis=hint, scale=scale,
+                resolution=None if scale is None else result.resolution * scale))
             if hint:
                 hints.append(f"{name}: {hint}" if name else hint)
         if not self.single:
@@ -227,6 +238,20 @@ class Inputs:
         # indices and patterns mean nothing to the reader: use the inputs'
         changes["diagnosis"] = "; ".join(hints) if result.status == "fail" else ""
         return dataclasses.replace(result, **changes)
+
+    def groups(self) -> np.ndarray:
+        """The input each entry of the flat point belongs to (int64, the point's size).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gpucheck import validate
+        >>> inputs, _ = validate.inputs((np.zeros((2, 2)), np.zeros(3)))
+        >>> inputs.groups().tolist()
+        [0, 0, 0, 0, 1, 1, 1]
+        """
+        return np.repeat(np.arange(len(self.shapes), dtype=np.int64),
+                         [_size(s) for s in self.shapes])
 
     def _name_entry(self, w, lead: int):
         index = tuple(w.index)

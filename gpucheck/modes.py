@@ -143,11 +143,14 @@ class SubsetEvaluator(Evaluator):
                                self.executor, full=full, entries=self.entries)
 
 
-def choose_entries(a: np.ndarray, k: int, seed: int, named=None) -> tuple:
+def choose_entries(a: np.ndarray, k: int, seed: int, named=None, groups=None) -> tuple:
     """The sampled entries: k at random, the k largest |a|, and the named ones.
 
     Non-finite analytic values count as the largest.  Returns
-    ``(entries, Coverage)``, the entries sorted flat indices.
+    ``(entries, Coverage)``, the entries sorted flat indices.  With
+    ``groups`` (the input of each entry, several inputs) the k largest of
+    every input: each input is judged at the resolution of its own max|g|,
+    which its largest entries set.
 
     Examples
     --------
@@ -163,11 +166,17 @@ def choose_entries(a: np.ndarray, k: int, seed: int, named=None) -> tuple:
     rng = np.random.default_rng((seed, 0))
     rand = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
     key = np.where(np.isfinite(a), np.abs(a), np.inf)
-    if k < n:
+    if k >= n:
+        top = np.arange(n)
+    elif groups is None:
         # ties broken by position, so the choice does not depend on the sort
         top = np.lexsort((np.arange(n), -key))[:k]
     else:
-        top = np.arange(n)
+        groups = np.asarray(groups, dtype=np.int64).reshape(-1)
+        order = np.lexsort((np.arange(n), -key, groups))
+        start = np.searchsorted(groups[order], np.unique(groups))
+        top = np.concatenate([order[b:b + k][groups[order[b:b + k]] == groups[order[b]]]
+                              for b in start])
     named = np.zeros(0, np.int64) if named is None else np.asarray(named, dtype=np.int64)
     entries = np.unique(np.concatenate([rand, top, named]).astype(np.int64))
     return entries, Coverage(checked=int(entries.size), total=n, random=int(rand.size),
@@ -322,7 +331,8 @@ def _input_verdicts(r, a_s, entries, structure, label) -> tuple:
     st = np.asarray(r.element_status).reshape(-1)
     n_s = np.asarray(r.numeric).reshape(-1)
     out = []
-    for name, shp, off in zip(structure.names, structure.shapes, structure.offsets):
+    scales = tuple(r.scales)
+    for k, (name, shp, off) in enumerate(zip(structure.names, structure.shapes, structure.offsets)):
         size = int(np.prod(shp, dtype=np.int64)) if len(shp) else 1
         m = (entries >= off) & (entries < off + size)
         mine = st[m]
@@ -337,8 +347,16 @@ def _input_verdicts(r, a_s, entries, structure, label) -> tuple:
         out.append(InputVerdict(name=name, shape=tuple(shp), status=status, discrepancy=disc,
                                 entries=size, n_failed=int(failed.sum()),
                                 n_inconclusive=int((mine == "inconclusive").sum()),
-                                diagnosis=hint, checked=int(m.sum())))
+                                diagnosis=hint, checked=int(m.sum()),
+                                **_held_to(scales, k, r.resolution, m.any())))
     return tuple(out)
+
+
+def _held_to(scales, k: int, resolution: float, checked: bool) -> dict:
+    # the engine held input k's sampled entries to its own max|g| (its k-th scale)
+    if not checked or k >= len(scales) or len(scales) < 2 and k > 0:
+        return {}
+    return {"scale": scales[k], "resolution": resolution * scales[k]}
 
 
 # ---------------------------------------------------------------- project
@@ -466,7 +484,8 @@ def _partial(ev, structure, a, eps, judge, plan, mode, reason, k, *, aborted=0,
     t0 = time.perf_counter() if started is None else started
     s = p = None
     if "sample" in mode:
-        entries, coverage = choose_entries(a, k, plan.seed, plan.indices)
+        entries, coverage = choose_entries(a, k, plan.seed, plan.indices,
+                                           None if structure.single else structure.groups())
         try:
             s = sample(ev, structure, a, eps, judge, entries=entries, coverage=coverage)
         except partial.CheckInterrupted as stop:

@@ -104,6 +104,16 @@ class InputVerdict:
         With ``mode='sample'``: how many of its entries were checked (status
         and discrepancy are over those; 'unchecked' when none was).  None
         when every entry was.
+    scale : float or None
+        The max|g| this input's entries were held to: its own, as far as its
+        analytic values and the estimates that could fail an entry show it
+        (None where the check did not judge inputs apart: ``rtol``/``atol``,
+        the complex step, VJP checks).
+    resolution : float or None
+        The largest error bound at which an entry of this input may pass,
+        ``GradCheckResult.resolution`` times ``scale``: a gradient a thousand
+        times smaller than another input's is held to a share of itself, not
+        of the other's.
 
     Examples
     --------
@@ -123,10 +133,14 @@ class InputVerdict:
     n_inconclusive: int = 0
     diagnosis: str = ""
     checked: Optional[int] = None
+    scale: Optional[float] = None
+    resolution: Optional[float] = None
 
     def __str__(self) -> str:
         text = (f"{self.name:<12} {str(tuple(self.shape)):<12} {self.status.upper():<13}"
                 f"discrepancy {self.discrepancy:.3e}")
+        if self.resolution is not None:
+            text += f", resolution {self.resolution:.2e} (max|g| {self.scale:.2e})"
         of = self.entries if self.checked is None else self.checked
         if self.n_failed:
             text += f", {self.n_failed}/{of} fail"
@@ -141,7 +155,9 @@ class InputVerdict:
         return {"name": self.name, "shape": list(self.shape), "status": self.status,
                 "discrepancy": _num(self.discrepancy), "entries": self.entries,
                 "n_failed": self.n_failed, "n_inconclusive": self.n_inconclusive,
-                "diagnosis": self.diagnosis, "checked": self.checked}
+                "diagnosis": self.diagnosis, "checked": self.checked,
+                "scale": None if self.scale is None else _num(self.scale),
+                "resolution": None if self.resolution is None else _num(self.resolution)}
 
 
 @dataclass(frozen=True, repr=False)
@@ -198,6 +214,8 @@ class GradCheckResult:
     resolution : float
         The largest error bound, as a share of max|g|, at which an entry may
         pass: an error larger than about 1.5 times this in one entry fails.
+        With several inputs, a share of the max|g| of the entry's own input
+        (``scales``, and ``inputs[k].resolution`` in absolute terms).
     nondeterministic : bool
         f returned different values for the same input.
     advice : str
@@ -224,6 +242,12 @@ class GradCheckResult:
         The counts (``n_failed``, ...) and ``discrepancy`` are over those.
     projection : Projection or None
         The projected check, and what its verdict does and does not prove.
+    scales : tuple of float
+        The max|g| the entries were held to, one per input (one for a single
+        array): the analytic values' largest, raised where an estimate of
+        the derivative stands clear of its bound above it.  Each input is
+        judged at ``resolution`` times its own.  Empty where no error model
+        was used (``rtol``/``atol``).
     partial : bool
         The check was interrupted (Ctrl-C) and this is what it had checked:
         entries it did not reach are 'unchecked' (NaN in the numeric
@@ -271,6 +295,7 @@ class GradCheckResult:
     mode_reason: str = ""
     coverage: Optional["Coverage"] = None
     projection: Optional["Projection"] = None
+    scales: tuple = ()
     partial: bool = False
     n_checked: Optional[int] = None
 
@@ -398,8 +423,9 @@ class GradCheckResult:
         if self.resolution and self.mode != "project":
             which = "no entry" if self.coverage is None else "no sampled entry"
             which = "no checked entry" if self.partial else which
-            lines.append(f"  resolution: a pass means {which} is off by more than about "
-                         f"{1.5 * self.resolution:.1%} of max|g|")
+            of = "of the max|g| of its own input (per input above)" if self.inputs else "of max|g|"
+            lines.append(_wrap(f"  resolution: a pass means {which} is off by more than about "
+                               f"{1.5 * self.resolution:.1%} {of}", indent="    "))
         if self.advice:
             lines.append(_wrap("  note: " + self.advice, indent="    "))
         if self.reference is not None:
@@ -438,6 +464,7 @@ class GradCheckResult:
             "mode": self.mode, "mode_reason": self.mode_reason,
             "coverage": None if self.coverage is None else self.coverage.to_dict(),
             "projection": None if self.projection is None else self.projection.to_dict(),
+            "scales": [_num(v) for v in self.scales],
             "partial": self.partial, "n_checked": self.n_checked,
         }
 
@@ -609,8 +636,9 @@ class Coverage:
     random : int
         Entries drawn uniformly at random (with ``seed``).
     largest : int
-        Entries with the largest |analytic| values (which also make the
-        resolution, a share of max|g|, the same as a full check's).
+        Entries with the largest |analytic| values, of each input when
+        there are several (which also make the resolution, a share of
+        max|g| of each input, the same as a full check's).
     named : int
         Entries named with ``indices=``.
     seed : int

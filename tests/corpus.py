@@ -3,11 +3,13 @@
 Each case builds, for one seed, dtype and size, the point x, the correct
 gradient (float64 NumPy, computed independently of f), the forms of f
 that apply (a plain callable, a batched function, a kernel function with
-float64 accumulators over terms in x's dtype, the built-in layers), and the
-verdict a correct gradient must get ('pass', or 'inconclusive' where no
-step can decide).  Planted bugs change one entry by a fraction of max|g|,
-flip a sign or scale the whole gradient; they must fail wherever the
-correct gradient passes.
+float64 accumulators over terms in x's dtype, a row-wise function, the
+built-in layer evaluated by delta), and the verdict a correct gradient must
+get ('pass', or 'inconclusive' where no step can decide).  Planted bugs
+change one entry by a fraction of max|g|, flip a sign, scale or transpose
+the gradient; they must fail wherever the correct gradient passes.  Cases
+of several inputs (a weight and a bias whose gradients differ 1000-fold)
+plant every bug in each input, at a share of that input's own max|g|.
 
 Used by tests/test_verdict_corpus.py (a CI-sized slice) and
 bench/verdict_corpus.py (the full sweep over many seeds).
@@ -69,6 +71,57 @@ def lse_k(x):
     return math.log(s) + m
 
 
+# ------------------------------------------------------------ row functions
+# f(x) = scale * sum_r fn(x[r], ...): float64 accumulators over x's dtype
+
+def mse_row(row, t):
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = row[j] - t[j]
+        s += d * d
+    return s
+
+
+def ce_row(z, y):
+    m = z[0]
+    for c in range(1, z.shape[0]):
+        if z[c] > m:
+            m = z[c]
+    e = 0.0
+    for c in range(z.shape[0]):
+        e += math.exp(z[c] - m)
+    return math.log(e) + m - z[y]
+
+
+def layer_norm_row(row, w):
+    n = row.shape[0]
+    mu = 0.0
+    for j in range(n):
+        mu += row[j]
+    mu /= n
+    v = 0.0
+    for j in range(n):
+        c = row[j] - mu
+        v += c * c
+    inv = 1.0 / math.sqrt(v / n + 1e-5)
+    s = 0.0
+    for j in range(n):
+        s += w[j] * (row[j] - mu) * inv
+    return s
+
+
+def dense_bias_k(w, b, a, t, s):
+    # sum over the batch of (A @ W + s * b - T)**2, batch-mean
+    acc = 0.0
+    for r in range(a.shape[0]):
+        for k in range(w.shape[1]):
+            z = s[0] * b[k] - t[r, k]
+            for i in range(w.shape[0]):
+                z += a[r, i] * w[i, k]
+            acc += z * z
+    return acc / a.shape[0]
+
+
 # ------------------------------------------------------------------ cases
 
 @dataclass
@@ -92,8 +145,13 @@ def _bug_fraction(dt) -> float:
     return {"float64": 0.005, "float32": 0.005, "float16": 0.02, "bfloat16": 0.15}[name]
 
 
+#: Forms compiled by numba (kernel, row-wise, layers by delta): float32 and float64 only.
+COMPILED = ("kernel", "rowwise", "layer")
+
+
 def _layer_forms(layer, with_kernel=True):
-    forms = {"callable": layer.f, "batched": layer.batched}
+    # "layer": the built-in layer itself, evaluated by delta
+    forms = {"callable": layer.f, "batched": layer.batched, "layer": layer}
     if with_kernel and layer.kernel is not None:
         forms["kernel"] = layer.kernel
     return forms
@@ -103,7 +161,9 @@ def mse(rng, dt, n):
     t = rng.normal(size=(n, n)).astype(dt)
     x = rng.normal(size=(n, n)).astype(dt)
     layer = L.mse(t)
-    return Case("mse", x, layer.grad(x), _layer_forms(layer))
+    forms = _layer_forms(layer)
+    forms["rowwise"] = gpucheck.rowwise(mse_row, t, scale=1.0 / n)
+    return Case("mse", x, layer.grad(x), forms)
 
 
 def dense(rng, dt, n):
@@ -114,13 +174,92 @@ def dense(rng, dt, n):
     return Case("dense", x, layer.grad(x), _layer_forms(layer))
 
 
+def dense_ce(rng, dt, n):
+    """A dense layer under softmax cross-entropy, as a function of its weights."""
+    a = rng.normal(size=(16, n)).astype(dt)
+    y = rng.integers(0, n, size=16)
+    x = (2 * rng.normal(size=(n, n)) / np.sqrt(n)).astype(dt)
+    layer = L.dense(a, labels=y)
+    return Case("dense_ce", x, layer.grad(x), _layer_forms(layer))
+
+
 def softmax_ce(rng, dt, n):
     y = rng.integers(0, n, size=n)
     x = (3 * rng.normal(size=(n, n))).astype(dt)
     layer = L.softmax_cross_entropy(y)
     forms = _layer_forms(layer)
     forms["kernel"] = gpucheck.kernel(softmax_ce_k, y.astype(np.int64))
+    forms["rowwise"] = gpucheck.rowwise(ce_row, y.astype(np.int64), scale=1.0 / n)
     return Case("softmax_ce", x, layer.grad(x), forms)
+
+
+def conv2d_input(rng, dt, n):
+    """A padded 3x3 convolution under a squared error, as a function of its input."""
+    w = (rng.normal(size=(2, 2, 3, 3)) / 3).astype(dt)
+    x = rng.normal(size=(1, 2, n, n)).astype(dt)
+    t = rng.normal(size=(1, 2, n, n)).astype(dt)
+    layer = L.conv2d(weight=w, target=t, padding=1)
+    return Case("conv2d_input", x, layer.grad(x), _layer_forms(layer))
+
+
+def conv2d_weight(rng, dt, n):
+    """A stride-2 convolution against a cotangent, as a function of its weights."""
+    inp = rng.normal(size=(2, 2, n + 2, n + 2)).astype(dt)
+    x = (rng.normal(size=(2, 2, 3, 3)) / 3).astype(dt)
+    oh = (n + 2 - 3) // 2 + 1
+    c = rng.normal(size=(2, 2, oh, oh)).astype(dt)
+    layer = L.conv2d(inputs=inp, cotangent=c, stride=2)
+    return Case("conv2d_weight", x, layer.grad(x), _layer_forms(layer))
+
+
+def _attention(rng, dt, n, wrt):
+    lq, lk, d = max(2, n - 1), n, 3
+    arrays = {"q": rng.normal(size=(2, lq, d)), "k": rng.normal(size=(2, lk, d)),
+              "v": rng.normal(size=(2, lk, 2))}
+    arrays = {k: v.astype(dt) for k, v in arrays.items()}
+    c = rng.normal(size=(2, lq, 2)).astype(dt)
+    x = arrays.pop(wrt)
+    layer = L.attention(cotangent=c, **arrays)
+    return Case(f"attention_{wrt}", x, layer.grad(x), _layer_forms(layer))
+
+
+def attention_q(rng, dt, n):
+    return _attention(rng, dt, n, "q")
+
+
+def attention_k(rng, dt, n):
+    return _attention(rng, dt, n, "k")
+
+
+def attention_v(rng, dt, n):
+    return _attention(rng, dt, n, "v")
+
+
+def two_inputs(rng, dt, n):
+    """A dense layer with a bias whose gradient is 1000 times smaller than the weights'.
+
+    ``f(W, b) = sum((A @ W + s * b - T)**2) / B`` with s = 1e-3: a bias
+    stored pre-scaled (or a layer whose bias path is damped).  A bug of 1%
+    of b's max|g| is 1e-5 of W's.
+    """
+    scale = 1e-3
+    a = rng.normal(size=(16, n)).astype(dt)
+    t = rng.normal(size=(16, n)).astype(dt)
+    w = (rng.normal(size=(n, n)) / np.sqrt(n)).astype(dt)
+    b = rng.normal(size=n).astype(dt)
+    sc = dt(scale)
+
+    def fb(ws, bs):
+        z = np.einsum("ri,bik->brk", a, ws) + sc * bs[:, None, :] - t[None]
+        return (z * z).reshape(ws.shape[0], -1).sum(axis=1) / dt(a.shape[0])
+
+    a64, t64 = a.astype(np.float64), t.astype(np.float64)
+    z = a64 @ w.astype(np.float64) + scale * b.astype(np.float64) - t64
+    dz = 2 * z / a.shape[0]
+    grads = (a64.T @ dz, scale * dz.sum(axis=0))
+    forms = {"callable": lambda w_, b_: fb(w_[None], b_[None])[0], "batched": gpucheck.batched(fb),
+             "kernel": gpucheck.kernel(dense_bias_k, a, t, np.array([scale], dtype=dt))}
+    return Case("two_inputs", (w, b), grads, forms)
 
 
 def tanh(rng, dt, n):
@@ -136,7 +275,9 @@ def layer_norm(rng, dt, n):
     w = rng.normal(size=(n, n)).astype(dt)
     x = (2 * rng.normal(size=(n, n)) + 1).astype(dt)
     layer = L.layer_norm(w)
-    return Case("layer_norm", x, layer.grad(x), _layer_forms(layer))
+    forms = _layer_forms(layer)
+    forms["rowwise"] = gpucheck.rowwise(layer_norm_row, w)
+    return Case("layer_norm", x, layer.grad(x), forms)
 
 
 def logsumexp_large(rng, dt, n):
@@ -326,6 +467,10 @@ def unordered_sum(rng, dt, n):
 
 
 SMOOTH = [mse, dense, softmax_ce, tanh, layer_norm, logsumexp_large, batchnorm]
+#: The built-in layers that only the layer (and its callable/batched) forms cover.
+LAYERS = [dense_ce, conv2d_input, conv2d_weight, attention_q, attention_k, attention_v]
+#: Several inputs whose gradients differ 1000-fold in scale.
+SEVERAL = [two_inputs]
 SPECIAL = [relu_kinks, abs_kinks, maxpool_ties, coarse_output, offset, mean_rows, tiny_x, huge_x,
            nondeterministic, unordered_sum]
 LOW_PRECISION = [mse, tanh, softmax_ce, dense]
@@ -344,7 +489,7 @@ def cases(seed: int, dtype, n: int, builders=None):
 
 
 def one_entry_bug(g: np.ndarray, frac: float, seed: int) -> tuple:
-    """g with one entry of at least median size moved by ``frac`` of max|g|."""
+    """g with one entry of at least median size moved by ``frac`` of max|g| (of g alone)."""
     rng = np.random.default_rng(seed)
     mag = np.abs(g).ravel()
     big = np.flatnonzero(mag >= np.median(mag))
@@ -354,18 +499,40 @@ def one_entry_bug(g: np.ndarray, frac: float, seed: int) -> tuple:
     return bad.reshape(g.shape), np.unravel_index(j, g.shape)
 
 
+def _array_bugs(g: np.ndarray, frac: float, seed: int) -> dict:
+    out = {f"one entry {frac:.1%}": one_entry_bug(g, frac, seed)[0]}
+    sign = g.copy().ravel()
+    j = int(np.argmax(np.abs(sign)))
+    sign[j] = -sign[j]
+    out["one sign"] = sign.reshape(g.shape)
+    out["factor 2"] = 2.0 * g
+    out["zero"] = np.zeros_like(g)
+    # a transposed gradient (dW^T for dW): where it differs from g by more
+    # than the entry bug does, it must fail too
+    if g.ndim == 2 and g.shape[0] == g.shape[1] and \
+            np.max(np.abs(g - g.T)) > 2 * frac * np.max(np.abs(g)):
+        out["transpose"] = g.T.copy()
+    if g.ndim >= 3 and g.shape[-1] == g.shape[-2] and \
+            np.max(np.abs(g - np.swapaxes(g, -1, -2))) > 2 * frac * np.max(np.abs(g)):
+        out["transpose of the last two axes"] = np.swapaxes(g, -1, -2).copy()
+    return out
+
+
 def bugs(c: Case, seed: int) -> dict:
-    """Planted bugs that must fail where the correct gradient passes."""
+    """Planted bugs that must fail where the correct gradient passes.
+
+    With several inputs, every bug is planted in each input alone, at a
+    share of that input's own max|g|.
+    """
     g = c.grad
     out = {}
+    if c.bug is not None and isinstance(g, tuple):
+        for k, gk in enumerate(g):
+            for name, bad in _array_bugs(gk, c.bug, seed).items():
+                out[f"input {k}: {name}"] = tuple(bad if i == k else gi for i, gi in enumerate(g))
+        return out
     if c.bug is not None:
-        out[f"one entry {c.bug:.1%}"] = one_entry_bug(g, c.bug, seed)[0]
-        sign = g.copy().ravel()
-        j = int(np.argmax(np.abs(sign)))
-        sign[j] = -sign[j]
-        out["one sign"] = sign.reshape(g.shape)
-        out["factor 2"] = 2.0 * g
-        out["zero"] = np.zeros_like(g)
+        out.update(_array_bugs(g, c.bug, seed))
     if "every_tie" in c.extra:
         out["gradient to every tied maximum"] = c.extra["every_tie"]
     if c.name in ("relu_kinks", "abs_kinks"):

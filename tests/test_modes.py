@@ -194,12 +194,19 @@ def test_sample_with_several_inputs_names_entries_and_verdicts_per_input():
     assert "of 30 checked" in str(verdicts["W"])
 
 
-def test_an_input_with_no_sampled_entry_is_unchecked():
+def test_every_input_gets_its_largest_entries_and_unchecked_inputs_say_so():
     def loss(w, b):
         return float(np.sum(w ** 2) + np.sum(b ** 3))
 
     w, b = np.linspace(1, 2, 50), np.array([0.5])
+    # b's gradient (0.75) is below every one of w's: the largest entries are
+    # taken per input, since each input is held to its own max|g|
     r = check(loss, (w, b), (2 * w, 3 * b ** 2), mode="sample", samples=1, indices=[3])
+    v = {v.name: v for v in r.inputs}
+    assert v["input 1"].status == "pass" and v["input 1"].checked == 1
+    r = check(loss, (w, b), (2 * w, -3 * b ** 2), mode="sample", samples=1, indices=[3])
+    assert {v.name: v.status for v in r.inputs} == {"input 0": "pass", "input 1": "fail"}
+    r = check(loss, (w, b), (2 * w, 3 * b ** 2), mode="project")
     v = {v.name: v for v in r.inputs}
     assert v["input 1"].status == "unchecked" and v["input 1"].checked == 0
 

@@ -64,3 +64,30 @@ def test_simulator_refuses_complex_output_and_runs_the_complex_step():
     fb = gpucheck.batched(lambda xs: np.sin(xs).sum(axis=1))
     r = gpucheck.check_gradient(fb, x, np.cos(x), scheme="complex", backend="cudasim")
     assert r.status == "pass" and np.max(np.abs(r.numeric - np.cos(x))) < 1e-14
+
+
+@pytest.mark.cudasim
+@pytest.mark.skipif(not SIMULATING, reason="needs NUMBA_ENABLE_CUDASIM=1 (run: "
+                    "NUMBA_ENABLE_CUDASIM=1 pytest -m cudasim)")
+@pytest.mark.parametrize("builder,form", [(corpus.mse, "rowwise"), (corpus.softmax_ce, "layer"),
+                                          (corpus.layer_norm, "layer")])
+def test_simulator_agrees_with_cpu_on_rowwise_and_layer_forms(builder, form):
+    (c,) = corpus.cases(0, np.float32, 4, [builder])
+    want = _verdicts(c, form, "cpu", 0)
+    assert want[0][0] == "pass" and want[1][0] == "fail"
+    assert _verdicts(c, form, "cudasim", 0) == want
+
+
+@pytest.mark.cudasim
+@pytest.mark.skipif(not SIMULATING, reason="needs NUMBA_ENABLE_CUDASIM=1 (run: "
+                    "NUMBA_ENABLE_CUDASIM=1 pytest -m cudasim)")
+def test_simulator_holds_each_input_to_its_own_resolution():
+    (c,) = corpus.cases(0, np.float32, 4, [corpus.two_inputs])
+    gw, gb = c.grad
+    bad = gb.copy()
+    bad[int(np.argmax(np.abs(gb)))] += 0.01 * np.abs(gb).max()
+    for backend in ("cpu", "cudasim"):
+        r = gpucheck.check_gradient(c.forms["kernel"], c.x, c.grad, backend=backend)
+        assert r.status == "pass", str(r)
+        rb = gpucheck.check_gradient(c.forms["kernel"], c.x, (gw, bad), backend=backend)
+        assert [v.status for v in rb.inputs] == ["pass", "fail"], str(rb)

@@ -44,15 +44,19 @@ def assert_consistent(r):
 
 
 NAMES = [b.__name__ for b in corpus.SMOOTH + corpus.SPECIAL]
+MORE = [b.__name__ for b in corpus.LAYERS + corpus.SEVERAL]
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed,dtype,name", [
+    (seed, dt, name) for seed in SEEDS for dt in DTYPES for name in NAMES + MORE
+    if not (seed and name in MORE)])
 def test_corpus_verdicts(seed, dtype, name):
+    # seed 0: every form the case has (callable, batched, kernel, row-wise,
+    # layer by delta); the other seeds: the plain forms of the first cases
+    # (bench/verdict_corpus.py runs them all over many seeds)
     c = _cases(seed, dtype, 5, [getattr(corpus, name)])[name]
-    for form in ("batched", "callable"):
-        if form not in c.forms:
+    for form in c.forms:
+        if seed and form not in ("batched", "callable"):
             continue
         r = _check(c, form, c.grad)
         assert r.status == c.expect, f"{form}\n{r}"
@@ -63,6 +67,107 @@ def test_corpus_verdicts(seed, dtype, name):
             rb = _check(c, form, bad)
             assert rb.status == "fail", f"{form}, {bug}\n{rb}"
             assert_consistent(rb)
+
+
+def test_corpus_covers_every_form_and_bug():
+    forms, bug_names = set(), set()
+    for c in corpus.cases(0, np.float32, 5, corpus.SMOOTH + corpus.LAYERS + corpus.SEVERAL):
+        forms |= set(c.forms)
+        bug_names |= {b.split(": ")[-1].split(" ")[0] for b in corpus.bugs(c, 0)}
+    assert forms == {"callable", "batched", "kernel", "rowwise", "layer"}
+    assert {"one", "factor", "zero", "transpose"} <= bug_names
+    kinds = {gpucheck.functions.as_function(c.forms["layer"]).kind
+             for c in corpus.cases(0, np.float32, 5, corpus.LAYERS)}
+    assert kinds == {"layer"}    # evaluated by delta, not by the full forward
+
+
+# ------------------------------------------------ several inputs, 1000x apart
+
+def _two(dtype, seed=0, n=5):
+    return _cases(seed, dtype, n, [corpus.two_inputs])["two_inputs"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("form", ["callable", "batched", "kernel"])
+def test_a_one_percent_bug_in_the_small_input_fails(form, dtype):
+    # in float32 the bound of every entry at the default step is far above
+    # 1% of the bias's max|g|: held to the weights' max|g|, each of these
+    # bugs passed
+    c = _two(dtype)
+    gw, gb = c.grad
+    assert np.abs(gb).max() < 2e-3 * np.abs(gw).max()
+    for j in range(gb.size):
+        bad = gb.copy()
+        bad[j] += 0.01 * np.abs(gb).max()
+        r = _check(c, form, (gw, bad))
+        assert r.status == "fail", f"{j}\n{r}"
+        v = {v.name: v for v in r.inputs}
+        assert v["input 0"].status == "pass" and v["input 1"].status == "fail"
+        assert r.worst[0].input == "input 1" and r.worst[0].index == (j,)
+        # the bug is far below the weights' resolution, not below the bias's own
+        assert v["input 1"].resolution < 0.01 * np.abs(gb).max() < v["input 0"].resolution
+
+
+def test_each_input_reports_its_own_resolution():
+    c = _two(np.float64)
+    r = _check(c, "batched", c.grad)
+    assert r.status == "pass"
+    gw, gb = c.grad
+    v = r.inputs
+    assert v[0].scale == pytest.approx(np.abs(gw).max()) and v[1].scale == pytest.approx(np.abs(gb).max())
+    assert v[1].resolution == pytest.approx(r.resolution * v[1].scale)
+    assert len(r.scales) == 2 and r.to_dict()["inputs"][1]["resolution"] == pytest.approx(v[1].resolution)
+    text = " ".join(str(r).split())
+    assert f"resolution {v[1].resolution:.2e}" in text and "of its own input" in text
+
+
+def test_one_array_holds_every_entry_to_the_global_max():
+    # the same numbers as one flat array: one max|g|, as before (the bias bug,
+    # 1e-5 of the weights' max|g|, is below that resolution and passes)
+    c = _two(np.float32)
+    w, b = c.x
+    gw, gb = c.grad
+    f = c.forms["callable"]
+    flat = lambda v: f(v[:w.size].reshape(w.shape), v[w.size:])  # noqa: E731
+    bad = gb.copy()
+    bad[0] += 0.01 * np.abs(gb).max()
+    x = np.concatenate([w.ravel(), b])
+    r = gpucheck.check_gradient(flat, x, np.concatenate([gw.ravel(), bad]))
+    assert r.status == "pass" and r.scales == (pytest.approx(np.abs(gw).max()),)
+    assert _check(c, "callable", (gw, bad)).status == "fail"
+
+
+def test_one_group_is_exactly_no_groups():
+    # several inputs change nothing for one: the engine with every entry in
+    # group 0 gives the verdicts, tolerances and evaluations of no groups
+    from gpucheck import engine
+    from gpucheck.functions import as_function
+    from gpucheck.stencils import get_scheme
+
+    for c in corpus.cases(1, np.float32, 5, [corpus.mse, corpus.relu_kinks, corpus.offset]):
+        f = as_function(c.forms["batched"])
+        out = []
+        for groups in (None, np.zeros(c.x.size, np.int64)):
+            ev = engine.Evaluator(f, c.x, "cpu")
+            out.append(engine.check(ev, c.grad, scheme=get_scheme("central"), eps=None,
+                                    groups=groups))
+        a, b = out
+        assert a.status == b.status and a.nfev == b.nfev
+        np.testing.assert_array_equal(a.element_status, b.element_status)
+        np.testing.assert_array_equal(a.tolerance, b.tolerance)
+        np.testing.assert_array_equal(a.numeric, b.numeric)
+
+
+def test_a_sampled_check_judges_each_input_at_its_own_resolution():
+    c = _two(np.float64, n=8)
+    gw, gb = c.grad
+    bad = gb.copy()
+    j = int(np.argmax(np.abs(gb)))
+    bad[j] += 0.01 * np.abs(gb).max()
+    r = _check(c, "batched", (gw, bad), mode="sample", samples=3)
+    v = {v.name: v for v in r.inputs}
+    assert r.status == "fail" and v["input 1"].status == "fail" and v["input 0"].status == "pass"
+    assert v["input 1"].resolution < 0.01 * np.abs(gb).max()
 
 
 KERNELS = [corpus.mse, corpus.dense, corpus.softmax_ce, corpus.tanh, corpus.logsumexp_large]
@@ -375,3 +480,34 @@ def test_demo_table_falls_tenfold_per_decade():
     ratios = s.discrepancy[:-1] / s.discrepancy[1:]
     assert np.all((ratios > 3) & (ratios < 30)), s.discrepancy
     assert s.regime == "roundoff"
+
+
+def test_a_staircase_whose_quantum_shows_late_still_fails_a_sign_flip():
+    # f rounded to 3 decimals: at the first step f does not move along the
+    # entry's noise line while its stencil nodes do, so that line's noise
+    # was left unmeasured, and stayed so once larger steps showed the quantum
+    c = _cases(4, np.float64, 3, [corpus.coarse_output])["coarse_output"]
+    bad = corpus.bugs(c, 4)["one sign"]
+    for form in ("batched", "callable"):
+        r = _check(c, form, bad)
+        assert r.status == "fail", str(r)
+        assert_consistent(r)
+    assert _check(c, "batched", c.grad).status == "pass"
+
+
+def test_a_missing_small_gradient_is_never_passed():
+    # b's gradient left at zero: in float32 no step shows b's true gradient
+    # (1e-3 of W's) above its bound, which looks exactly like an input f is
+    # invariant to; held to W's max|g| it would pass, held to its own it
+    # cannot: inconclusive, never pass
+    c = _two(np.float32, seed=27, n=8)
+    gw, gb = c.grad
+    for form in ("batched", "callable"):
+        r = _check(c, form, (gw, np.zeros_like(gb)))
+        v = {v.name: v.status for v in r.inputs}
+        assert v["input 0"] == "pass" and v["input 1"] in ("fail", "inconclusive"), str(r)
+    # an input f does not depend on at all passes: f never moves along it
+    x = np.linspace(0.1, 1, 6).astype(np.float32)
+    r = gpucheck.check_gradient(lambda v, b: np.sum(np.sin(v)), (x, np.ones(3, np.float32)),
+                                (np.cos(x.astype(np.float64)), np.zeros(3)))
+    assert r.status == "pass", str(r)
