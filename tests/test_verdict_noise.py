@@ -144,3 +144,24 @@ def test_a_step_beyond_f_scale_never_passes_a_wrong_entry():
     assert abs(bad.flat[24] - c.grad.flat[24]) > 0.09 * np.abs(c.grad).max()
     rb = gpucheck.check_gradient(c.forms["batched"], c.x, bad, backend="cpu")
     assert rb.element_status.flat[24] != "pass", str(rb)
+
+
+def test_quantum_sample_screen_decides_as_the_full_sort(monkeypatch):
+    # the screen may only skip the sort where the sort would say 0 anyway
+    from gpucheck import noise
+
+    rng = np.random.default_rng(7)
+    n = 200_000
+    cases = {
+        "rounded to 1e-3": np.round(3 * rng.normal(size=n), 3),
+        "rounded to 0.25 near 1e4": 1e4 + np.round(4 * rng.normal(size=n)) / 4,
+        "plain normals": rng.normal(size=n),
+        "a large f moved by tiny steps": 2049.0 + 1e-7 * rng.normal(size=n).astype(np.float32),
+        "few distinct values": rng.integers(0, 5, n) * 0.5,
+        "pairs of repeats": np.repeat(rng.normal(size=n // 2), 2),
+    }
+    screened = {k: noise.quantum(v) for k, v in cases.items()}
+    monkeypatch.setattr(noise, "SCREEN_FROM", 1 << 62)
+    full = {k: noise.quantum(v) for k, v in cases.items()}
+    assert screened == full
+    assert full["rounded to 1e-3"] == 0.001 and full["rounded to 0.25 near 1e4"] == 0.25
