@@ -164,4 +164,5 @@ def test_quantum_sample_screen_decides_as_the_full_sort(monkeypatch):
     monkeypatch.setattr(noise, "SCREEN_FROM", 1 << 62)
     full = {k: noise.quantum(v) for k, v in cases.items()}
     assert screened == full
-    assert full["rounded to 1e-3"] == 0.001 and full["rounded to 0.25 near 1e4"] == 0.25
+    assert full["rounded to 1e-3"] == pytest.approx(1e-3, rel=1e-9)
+    assert full["rounded to 0.25 near 1e4"] == pytest.approx(0.25, rel=1e-9)
