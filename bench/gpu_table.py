@@ -123,9 +123,9 @@ def _device_time(dev, func, x, idx, vals, budget, repeat, t_row):
     """Compile, then time the largest prefix of the points the budget allows.
 
     The prefix grows at most fourfold per step and only while the next step,
-    predicted from the slowest rate seen so far, fits in half of what is left
-    of the budget (a larger prefix also allocates and fills more copies, so a
-    small one's rate can flatter the next).
+    predicted from the last step's rate, fits in half of what is left of the
+    budget (the first launches run few threads, so their rate understates the
+    device; the fourfold cap bounds what a flattering rate can cost).
 
     Returns ``(compile_s, measured_points, seconds)``.
     """
@@ -136,16 +136,14 @@ def _device_time(dev, func, x, idx, vals, budget, repeat, t_row):
     compile_s = ev.compile_seconds
     n = first_n
     seconds = ev.run_seconds
-    slowest = seconds / n
     _say(t_row, f"device: {n} points in {seconds:.3f} s (compile {compile_s:.2f} s)")
     while n < total:
         left = budget - (time.perf_counter() - t0)
-        want = min(total, 4 * n, int(0.5 * left / max(slowest, 1e-12)))
+        want = min(total, 4 * n, int(0.5 * left * n / max(seconds, 1e-12)))
         if want <= n:
             break
         n = want
         seconds = dev.evaluate(func, x, idx[:n], vals[:n]).run_seconds
-        slowest = max(slowest, seconds / n)
         _say(t_row, f"device: {n} points in {seconds:.3f} s")
     if n == total:
         for _ in range(max(0, repeat - 1)):
