@@ -86,3 +86,19 @@ def test_memory_fraction_environment_is_validated(bad, monkeypatch):
     monkeypatch.setenv(cuda.MEMORY_FRACTION_ENV, bad)
     with pytest.raises(GpuCheckError, match=cuda.MEMORY_FRACTION_ENV):
         cuda.memory_fraction()
+
+
+def test_next_launch_never_shrinks_below_the_resident_threads():
+    # A pass over 10^6 entries: one point takes 0.2 s however many of the
+    # 17,824 threads run it (all resident on the device).  Shrinking to meet
+    # a 0.1 s target would gain nothing and, launch after launch, end at a
+    # point per launch.
+    rows, n = 17824, 17824
+    for _ in range(6):
+        n = cuda.next_launch(n, 0.2, rows=rows, target=0.1, resident=132 * 2048)
+        assert n == rows
+    # more threads than the device holds at once: a round is throughput-bound
+    # and a shorter launch is a shorter time, so it shrinks (the watchdog)
+    assert cuda.next_launch(10**6, 1.0, rows=10**6, target=0.1, resident=270336) == 270336
+    # the simulator runs threads one after another: shrinking helps there
+    assert cuda.next_launch(64, 0.4, rows=64, target=0.1, resident=1) == 16

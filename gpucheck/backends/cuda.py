@@ -215,6 +215,8 @@ class _Host:
     max_blocks = 8
     warp = 32
     sms = 1
+    #: Threads that run at once; the simulator runs them one after another.
+    resident = 1
 
     def free_bytes(self) -> int:
         return 64 << 20
@@ -257,6 +259,7 @@ class _Device(_Host):
         # Beyond a few waves of resident threads more copies of x only cost
         # memory and fill time.
         self.max_rows = 4 * sms * threads
+        self.resident = sms * threads
 
     def free_bytes(self) -> int:
         return self.driver_free_bytes() + int(self.xp.get_default_memory_pool().free_bytes())
@@ -313,12 +316,19 @@ def copies_for(budget: int, row_bytes: int, total: int, cap: int, warp: int = 32
     return up if up <= fit else rows - rows % warp
 
 
-def next_launch(points: int, seconds: float, *, rows: int, target: float = LAUNCH_SECONDS) -> int:
+def next_launch(points: int, seconds: float, *, rows: int, target: float = LAUNCH_SECONDS,
+                resident: int = 1) -> int:
     """Points for the next launch, from the last one's size and duration.
 
     Aims at ``target`` seconds, changing the size by at most 4x either way
     (the first launches may not fill the device, so their rate understates
     it); whole rounds of the ``rows`` threads once a launch spans a round.
+    ``resident`` is how many threads the device runs at once: a launch of at
+    most one point per thread, all of them resident, takes as long as one
+    point does whatever their number, so the size never drops below
+    ``min(rows, resident)`` (an f whose one point takes longer than the
+    target, a pass over a million entries, would otherwise shrink to a
+    point per launch).
 
     Examples
     --------
@@ -326,9 +336,12 @@ def next_launch(points: int, seconds: float, *, rows: int, target: float = LAUNC
     (4096, 1024)
     >>> next_launch(1000, 1.0, rows=1024)
     250
+    >>> next_launch(17824, 0.2, rows=17824, resident=270336)
+    17824
     """
     scale = target / max(seconds, 1e-9)
     want = int(points * min(4.0, max(0.25, scale)))
+    want = min(max(want, min(rows, max(1, int(resident)))), 4 * points)
     if want >= rows:
         return (want // rows) * rows
     return max(1, want)
@@ -513,7 +526,8 @@ class CudaBackend:
                     if progress is not None:
                         progress(stop, total)
                     if fixed is None:
-                        per = next_launch(stop - start, seconds, rows=rows, target=target)
+                        per = next_launch(stop - start, seconds, rows=rows, target=target,
+                                          resident=ops.resident)
                     start = stop
                     stage = "launching"
                 # Every copy must be x again; if not, f wrote into its argument.
