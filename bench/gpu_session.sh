@@ -2,6 +2,7 @@
 # The GPU session: every figure gpucheck needs from a device, in one bounded run.
 #
 #   bash bench/gpu_session.sh [--simulate] OUT_DIR
+#   bash bench/gpu_session.sh --fingerprint    (the sources' hash the log prints)
 #
 # Made for a machine with a CUDA device, no network and only the image's
 # python3 (numpy, numba, numba-cuda, cupy, pytest): nothing is installed; the
@@ -35,6 +36,12 @@
 # script cannot rot between device sessions.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
+
+source_fingerprint() {
+    find gpucheck kernels bench tests -name '*.py' -o -name '*.sh' | LC_ALL=C sort \
+        | xargs cat | sha1sum | cut -c1-12
+}
+if [ "${1:-}" = "--fingerprint" ]; then source_fingerprint; exit 0; fi
 
 SIM=0
 if [ "${1:-}" = "--simulate" ]; then SIM=1; shift; fi
@@ -150,7 +157,10 @@ audit_step() {
 env_report() {
     date -u
     echo "mode: $([ "$SIM" = 1 ] && echo simulate || echo device); backend $BACKEND; deadline ${DEADLINE}s"
-    echo "tree: $(git rev-parse --short HEAD 2>/dev/null || echo 'no git')"
+    echo "tree: $(git rev-parse --short HEAD 2>/dev/null || echo 'no git') (git metadata of this copy)"
+    # what actually ran: a hash of the sources, which `bash bench/gpu_session.sh
+    # --fingerprint` prints in any checkout to match a session to a commit
+    echo "sources: $(source_fingerprint)"
     if [ "$SIM" = 0 ]; then
         nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.max.sm,clocks.max.mem \
             --format=csv 2>&1 || echo "nvidia-smi failed"
@@ -168,7 +178,7 @@ for mod in ("numpy", "numba", "numba_cuda", "cupy", "cuda.bindings", "cuda.core"
 EOF
 }
 
-export -f env_report
+export -f env_report source_fingerprint
 export SIM BACKEND DEADLINE PY
 step env 30 bash -c env_report
 step info 60 "$PY" -m gpucheck info
