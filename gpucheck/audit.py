@@ -100,6 +100,34 @@ def _indices(specs):
     return out
 
 
+def build_layer(args) -> tuple:
+    """``(layer, files, options)``: the built-in layer ``--layer`` names, with its arrays and options.
+
+    Its arrays come from ``--inputs``, ``--target`` and ``--array NAME=FILE``
+    (repeated), its options from ``--option NAME=VALUE``; ``files`` maps each
+    array's name to its file, for the report.
+    """
+    from .cli import _load_array
+
+    files = {}
+    for flag in ("inputs", "target"):
+        if getattr(args, flag, None):
+            files[flag] = getattr(args, flag)
+    for spec in getattr(args, "array", None) or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.isidentifier():
+            raise GpuCheckError(f"`--array` must look like NAME=FILE.npy, got {spec!r}")
+        if name in files:
+            raise GpuCheckError(f"`--array`: {name!r} given twice")
+        files[name] = path
+    arrays = {k: _load_array(v, f"--array {k}") for k, v in files.items()}
+    options = dict(parse_option(o) for o in getattr(args, "option", None) or [])
+    clash = sorted(set(arrays) & set(options))
+    if clash:
+        raise GpuCheckError(f"`--option` {clash[0]!r} is an array of the layer: give it with --array")
+    return layers.build(args.layer, **arrays, **options), files, options
+
+
 def build_problem(args) -> tuple:
     """``(f, x, grad, about)`` from the audit options; ``about`` describes them for the report."""
     from .cli import _load_array, load_function, load_inputs
@@ -124,23 +152,7 @@ def build_problem(args) -> tuple:
                                 "--option NAME=VALUE")
         if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
             raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
-        files = {}
-        for flag in ("inputs", "target"):
-            if getattr(args, flag):
-                files[flag] = getattr(args, flag)
-        for spec in args.array or []:
-            name, sep, path = spec.partition("=")
-            if not sep or not name.isidentifier():
-                raise GpuCheckError(f"`--array` must look like NAME=FILE.npy, got {spec!r}")
-            if name in files:
-                raise GpuCheckError(f"`--array`: {name!r} given twice")
-            files[name] = path
-        arrays = {k: _load_array(v, f"--array {k}") for k, v in files.items()}
-        options = dict(parse_option(o) for o in args.option or [])
-        clash = sorted(set(arrays) & set(options))
-        if clash:
-            raise GpuCheckError(f"`--option` {clash[0]!r} is an array of the layer: give it with --array")
-        layer = layers.build(args.layer, **arrays, **options)
+        layer, files, options = build_layer(args)
         if grad is None:
             grad = layer.grad
         about.update(form="layer", layer=args.layer, arrays=files,

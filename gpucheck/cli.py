@@ -199,18 +199,15 @@ def _build_problem(args):
             raise GpuCheckError("give either a function or `--layer`, not both")
         if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
             raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
-        if args.layer == "mse":
-            if not args.target:
-                raise GpuCheckError("`--layer mse` needs `--target T.npy`")
-            layer = layers.mse(_load_array(args.target, "--target"))
-        else:
-            if not (args.target and args.inputs):
-                raise GpuCheckError("`--layer dense` needs `--inputs A.npy` and `--target T.npy`")
-            layer = layers.dense(_load_array(args.inputs, "--inputs"), _load_array(args.target, "--target"))
+        from .audit import build_layer
+
+        layer = build_layer(args)[0]
         f = layer.batched if args.batched else layer  # a layer: its delta evaluator
         if grad is None:
             grad = layer.grad
         return f, x, grad
+    if getattr(args, "array", None) or getattr(args, "option", None) or args.inputs or args.target:
+        raise GpuCheckError("`--array`, `--option`, `--inputs` and `--target` are for `--layer`")
     if not args.function:
         raise GpuCheckError("give a function as module:function (or file.py:function), or `--layer`")
     if grad is None:
@@ -240,9 +237,15 @@ def _common(p, schemes=tuple(SCHEMES)):
                         "(f gets a dict), FILE.npy repeated (f(*xs)), or one .npz (a dict)")
     p.add_argument("--grad", action="append", metavar="[NAME=]FILE",
                    help="the analytic gradient at x, in the form of --x")
-    p.add_argument("--layer", choices=layers.LAYERS, help="a built-in layer instead of a function")
-    p.add_argument("--target", help="targets for --layer (.npy)")
-    p.add_argument("--inputs", help="inputs A for --layer dense (.npy)")
+    p.add_argument("--layer", choices=sorted(layers.REGISTRY),
+                   help="a built-in layer instead of a function; its arrays with --inputs, "
+                        "--target, --array")
+    p.add_argument("--target", help="the layer's target (.npy)")
+    p.add_argument("--inputs", help="the layer's inputs, e.g. A of --layer dense (.npy)")
+    p.add_argument("--array", action="append", metavar="NAME=FILE",
+                   help="any other array of the layer (labels, bias, weight, q, k, v, ...)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="an option of the layer (reduction=mean, scale=0.5, stride=2, ...)")
     p.add_argument("--batched", action="store_true", help="f takes a batch xs of shape (B, *x.shape)")
     p.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
     p.add_argument("--param", action="append", help="a parameter array for --kernel (.npy), repeatable")

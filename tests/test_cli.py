@@ -166,6 +166,34 @@ def test_layer_mse_without_grad_uses_its_own(work, capsys):
     assert code == 0, err
 
 
+def test_every_built_in_layer_on_check(work, capsys):
+    # check --layer takes every layer of gpucheck.layers, its arrays by name
+    from gpucheck import layers
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(6, 5))
+    labels = rng.integers(0, 5, 6)
+    np.save(work / "Z.npy", z)
+    np.save(work / "labels.npy", labels)
+    g = layers.build("softmax_cross_entropy", labels=labels).grad(z)
+    np.save(work / "dZ.npy", g)
+    base = ["check", "--layer", "softmax_cross_entropy", "--array", "labels=labels.npy",
+            "--x", "Z.npy", "--backend", "cpu"]
+    code, out, err = run(base + ["--grad", "dZ.npy"], capsys)
+    assert code == 0, err
+    g[2, 3] += 0.01 * np.abs(g).max()
+    np.save(work / "dZbad.npy", g)
+    code, out, err = run(base + ["--grad", "dZbad.npy"], capsys)
+    assert code == 1 and "(2, 3)" in out
+    # an option of the layer changes f, so the same gradient no longer fits
+    code, out, err = run(base + ["--grad", "dZ.npy", "--option", "reduction=sum"], capsys)
+    assert code == 1
+    # a layer's arrays are not a function's
+    code, out, err = run(["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy",
+                          "--array", "labels=labels.npy"], capsys)
+    assert code == 2 and "for `--layer`" in error_lines(err)[0]
+
+
 @pytest.mark.parametrize("args,why", [
     (["check", "userfn.py:loss", "--x", "missing.npy", "--grad", "G.npy"], "missing.npy"),
     (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "nope.npy"], "nope.npy"),
@@ -179,7 +207,8 @@ def test_layer_mse_without_grad_uses_its_own(work, capsys):
     (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "Gmse.npy", "--backend", "tpu"], "backend"),
     (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--scheme", "forward"], "scheme"),
     (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--eps", "-1"], "eps"),
-    (["check", "--layer", "mse", "--x", "X.npy", "--grad", "G.npy"], "--target"),
+    (["check", "--layer", "mse", "--x", "X.npy", "--grad", "G.npy"], "target"),
+    (["check", "--layer", "softmax_cross_entropy", "--x", "X.npy", "--grad", "G.npy"], "labels"),
     (["check", "userfn.py:loss", "--x", "X.npy", "--grad", "G.npy", "--bogus"], "--bogus"),
     (["frobnicate"], "frobnicate"),
 ])

@@ -43,6 +43,7 @@ __all__ = ["Layer", "Delta", "LayerInfo", "REGISTRY", "REDUCTIONS", "LAYERS", "b
            "softmax_cross_entropy", "dense", "layer_norm", "conv2d", "attention", "tanh_sum",
            "logsumexp"]
 
-#: Layers ``gpucheck check --layer`` builds (every name in :data:`REGISTRY`
-#: can be built with :func:`build`).
+#: The layers with a full-forward kernel in :mod:`gpucheck.kernels.builtin`
+#: (``gpucheck bench --layer``); ``check --layer`` and ``audit --layer`` build
+#: every name in :data:`REGISTRY` with :func:`build`.
 LAYERS = ("mse", "dense")
