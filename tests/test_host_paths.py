@@ -270,6 +270,18 @@ def test_line_sigmas_fit_each_side_as_alone():
     assert [a.size for a in noise.line_sigmas(0.0, np.zeros((0, 12)), np.zeros((0, 12)))] == [0, 0]
 
 
+def test_upper_quantile_is_numpys():
+    rng = np.random.default_rng(6)
+    for trial in range(3000):
+        n = int(rng.integers(1, 40))
+        v = [rng.random(n), np.abs(rng.standard_normal(n)) * 10.0 ** rng.integers(-300, 300, n),
+             rng.integers(1, 4, n).astype(float), 5e-324 * rng.integers(1, 100, n),
+             np.full(n, rng.random()) + 1e-16 * rng.random(n)][trial % 5]
+        if trial % 7 == 0:
+            v[rng.integers(n)] = [np.inf, np.nan][trial % 2]
+        assert same_bits(noise._upper_quantile(v), np.quantile(v, noise.QUANTILE))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_by_entry_is_the_stencil_entry_by_entry(dtype):
     rng = np.random.default_rng(4)
@@ -305,6 +317,7 @@ def _plain(monkeypatch):
     monkeypatch.setattr(engine, "worst_order", ref_worst_order)
     monkeypatch.setattr(noise, "line_sigmas", ref_line_sigmas)
     monkeypatch.setattr(partial, "by_entry", ref_by_entry)
+    monkeypatch.setattr(noise, "_upper_quantile", lambda v: float(np.quantile(v, noise.QUANTILE)))
 
 
 def _cases():
