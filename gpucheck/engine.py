@@ -905,11 +905,14 @@ def _discrepancy(n, a, abs_diff=None) -> float:
     """:func:`discrepancy`, given ``|n - a|`` when the caller has it (the norm is the same)."""
     n = np.asarray(n, dtype=np.float64).reshape(-1)
     a = np.asarray(a, dtype=np.float64).reshape(-1)
-    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(a))):
-        return float("nan")
     if n.size == 0:
         return 0.0
-    scale = max(float(np.max(n)), -float(np.min(n)), float(np.max(a)), -float(np.min(a)))
+    # a NaN makes max and min NaN, an infinity one of them infinite: the
+    # extremes tell whether every value is finite without a pass of isfinite
+    ext = (float(np.max(n)), -float(np.min(n)), float(np.max(a)), -float(np.min(a)))
+    if not np.all(np.isfinite(ext)):
+        return float("nan")
+    scale = max(ext)
     if scale == 0.0:
         return 0.0
     # scaled so that the squares cannot overflow; one scratch array serves
@@ -975,7 +978,7 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         discrepancy=_discrepancy(n, af, abs_err),
         numeric=n.reshape(shape), analytic=af.reshape(shape),
         abs_error=abs_err.reshape(shape), rel_error=rel_err.reshape(shape),
-        tolerance=tol.reshape(shape), element_status=names[status].reshape(shape),
+        tolerance=tol.reshape(shape), element_status=names.take(status).reshape(shape),
         worst=worst, eps=s.h_used.reshape(shape), backend=ev.backend, nfev=ev.nfev,
         seconds=seconds, scheme=scheme_name or scheme.name, dtype=str(x.dtype),
         noise=float(info["sigma"]),
@@ -986,10 +989,11 @@ def _result(ev, x, af, s: _State, scheme, k_worst, seconds, info, scheme_name=No
         resolution=float(info["target"]),
         nondeterministic=bool(info["nondeterministic"]),
         advice=_advice(x, s, info, overall),
-        n_joint_failed=int(np.sum(reason == judge.R_JOINT)),
-        n_kink_decided=n_kinks if not n_open else int(np.sum(s.kink & (status != judge.INCONCLUSIVE))),
+        n_joint_failed=int(np.count_nonzero(reason == judge.R_JOINT)),
+        n_kink_decided=n_kinks if not n_open else
+        int(np.count_nonzero(s.kink & (status != judge.INCONCLUSIVE))),
         n_refined_decided=n_refined if not (n_open or n_kinks) else
-        int(np.sum(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
+        int(np.count_nonzero(s.refined & ~s.kink & (status != judge.INCONCLUSIVE))),
         scales=tuple(float(v) for v in info.get("scales", ())),
     )
 

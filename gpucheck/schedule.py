@@ -417,7 +417,9 @@ class Runner:
     def _run_local(self, idx, vals, report: _Report) -> Outcome:
         impl = backends.get(self.backend)
         total = idx.size
-        out = np.full(total, np.nan, dtype=self._value_dtype)
+        # NaN marks what was not evaluated: written on an interrupt only, as
+        # every value is written over when the stage completes
+        out = np.empty(total, dtype=self._value_dtype)
         compile_s = run_s = 0.0
         start = chunks = 0
         try:
@@ -443,6 +445,7 @@ class Runner:
                 report.emit(start, force=True)
         except KeyboardInterrupt:
             # chunks complete in order here: everything before `start` is in
+            out[start:] = np.nan
             done = np.zeros(total, bool)
             done[:start] = True
             raise Interrupted(out, done) from None

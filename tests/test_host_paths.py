@@ -17,7 +17,7 @@ import pytest
 import corpus
 import gpucheck
 import gpucheck.layers
-from gpucheck import engine, noise, plan, stencils
+from gpucheck import engine, noise, partial, plan, stencils
 
 
 # ------------------------------------------------------- textbook formulas
@@ -72,6 +72,42 @@ def ref_output_roundoff(values, fallback=None):
     elif fallback is not None:
         return float(fallback)
     return 2.0 ** -53
+
+
+def ref_line_sigmas(f0, values, offsets):
+    """Each line's cubic fits, one side of x at a time, as the noise module defines them."""
+    v = np.asarray(values, dtype=np.float64)
+    o = np.asarray(offsets, dtype=np.float64)
+    m, k = v.shape
+    w = k // 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = v - f0
+    finite = np.all(np.isfinite(y), axis=1) & np.all(np.isfinite(o), axis=1) & np.isfinite(f0)
+    dof = 2 * (w + 1 - (noise.DEGREE + 1))
+    if m == 0 or dof <= 0:  # too few points on a side for a cubic and a residual
+        return np.zeros(m), np.zeros(m, bool)
+    y = np.where(finite[:, None], y, 0.0)
+    o = np.where(finite[:, None], o, 1.0)
+    rss, ok = np.zeros(m), finite.copy()
+    for cols in (slice(0, w), slice(w, k)):
+        oo, yy = o[:, cols], y[:, cols]
+        reach = np.max(np.abs(oo), axis=1)
+        reach = np.where(reach > 0, reach, 1.0)
+        t = np.concatenate([np.zeros((m, 1)), oo / reach[:, None]], axis=1)
+        yv = np.concatenate([np.zeros((m, 1)), yy], axis=1)
+        ys = np.max(np.abs(yv), axis=1)
+        ys = np.where(ys > 0, ys, 1.0)
+        yv = yv / ys[:, None]
+        q, r = np.linalg.qr(np.stack([t ** p for p in range(noise.DEGREE + 1)], axis=2))
+        ok &= np.min(np.abs(np.diagonal(r, axis1=1, axis2=2)), axis=1) > 1e-8
+        resid = yv - np.einsum("mij,mj->mi", q, np.einsum("mij,mi->mj", q, yv))
+        rss += ys ** 2 * np.sum(resid ** 2, axis=1)
+    return np.where(ok, np.sqrt(rss / dof), np.nan), ok
+
+
+def ref_by_entry(st):
+    k = len(st.multipliers)
+    return np.repeat(st.elements, k), np.ascontiguousarray(st.vals.T).reshape(-1)
 
 
 def ref_worst_order(status, ratio, k):
@@ -199,6 +235,65 @@ def test_discrepancy_against_exact_sums():
         assert engine.discrepancy(n, a) == pytest.approx(ref, rel=1e-13)
         assert engine.discrepancy(n, a) == engine._discrepancy(n, a, np.abs(n - a))
     assert engine.discrepancy(np.zeros(0), np.zeros(0)) == 0.0
+    for bad in (np.nan, np.inf, -np.inf):
+        n = rng.standard_normal(100)
+        for where in (0, 57, 99):
+            m = n.copy()
+            m[where] = bad
+            assert np.isnan(engine.discrepancy(m, n)) and np.isnan(engine.discrepancy(n, m))
+
+
+def test_line_sigmas_fit_each_side_as_alone():
+    rng = np.random.default_rng(3)
+    for trial in range(700):
+        m, w = int(rng.integers(1, 30)), int(rng.choice([2, 3, 4, 6, 8]))
+        o = np.sort(rng.standard_normal((m, 2 * w)), axis=1) * 10.0 ** rng.integers(-12, 3)
+        f0 = float(rng.standard_normal()) * 10.0 ** rng.integers(-5, 5)
+        v = f0 + rng.standard_normal() * o + rng.standard_normal((m, 2 * w)) * 10.0 ** rng.integers(-16, 0)
+        kind = trial % 7
+        if kind == 1:
+            v[rng.integers(m), rng.integers(2 * w)] = np.nan
+        elif kind == 2:
+            o[rng.integers(m), rng.integers(2 * w)] = np.inf
+        elif kind == 3:  # f that does not move: sigma 0
+            v = np.full_like(v, f0)
+        elif kind == 4:  # a line with every point on x
+            o[rng.integers(m)] = 0.0
+        elif kind == 5:  # coarse values and offsets
+            v, o = np.round(v, 3), np.round(o, 14)
+        elif kind == 6:  # points that coincide on one side: no unique fit there
+            row, side = int(rng.integers(m)), slice(0, w) if trial % 2 else slice(w, 2 * w)
+            o[row, side] = o[row, side][0]
+        sigma, ok = noise.line_sigmas(f0, v, o)
+        ref_sigma, ref_ok = ref_line_sigmas(f0, v, o)
+        assert same_bits(sigma, ref_sigma) and np.array_equal(ok, ref_ok)
+    assert [a.size for a in noise.line_sigmas(0.0, np.zeros((0, 12)), np.zeros((0, 12)))] == [0, 0]
+
+
+def test_upper_quantile_is_numpys():
+    rng = np.random.default_rng(6)
+    for trial in range(3000):
+        n = int(rng.integers(1, 40))
+        v = [rng.random(n), np.abs(rng.standard_normal(n)) * 10.0 ** rng.integers(-300, 300, n),
+             rng.integers(1, 4, n).astype(float), 5e-324 * rng.integers(1, 100, n),
+             np.full(n, rng.random()) + 1e-16 * rng.random(n)][trial % 5]
+        if trial % 7 == 0:
+            v[rng.integers(n)] = [np.inf, np.nan][trial % 2]
+        with np.errstate(invalid="ignore"):  # (inf - inf in both)
+            assert same_bits(noise._upper_quantile(v), np.quantile(v, noise.QUANTILE))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_by_entry_is_the_stencil_entry_by_entry(dtype):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(37).astype(dtype)
+    for name in ("central", "central4"):
+        mult = stencils.get_scheme(name).multipliers
+        for st in (plan.stencil(x, mult, np.full(37, 1e-2)),
+                   plan.stencil(x, mult, np.full(3, 1e-2), np.array([30, 2, 2]))):
+            for got, want in zip(partial.by_entry(st), ref_by_entry(st)):
+                assert got.dtype == want.dtype and got.flags.c_contiguous
+                assert np.array_equal(got, want)
 
 
 # ------------------------------------------- whole checks, fast and plain
@@ -221,6 +316,9 @@ def _plain(monkeypatch):
     monkeypatch.setattr(plan, "centered_weights", ref_centered_weights)
     monkeypatch.setattr(noise, "output_roundoff", ref_output_roundoff)
     monkeypatch.setattr(engine, "worst_order", ref_worst_order)
+    monkeypatch.setattr(noise, "line_sigmas", ref_line_sigmas)
+    monkeypatch.setattr(partial, "by_entry", ref_by_entry)
+    monkeypatch.setattr(noise, "_upper_quantile", lambda v: float(np.quantile(v, noise.QUANTILE)))
 
 
 def _cases():

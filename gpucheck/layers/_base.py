@@ -129,7 +129,8 @@ class Layer:
 
 def as_seen(a: np.ndarray, dtype) -> np.ndarray:
     """A param as the forward sees it (cast to x's dtype), in float64 for the delta path."""
-    return np.ascontiguousarray(np.asarray(a).astype(dtype).astype(np.float64))
+    # (one copy, not two, when x's dtype is the param's: the widening copies)
+    return np.ascontiguousarray(np.asarray(a).astype(dtype, copy=False).astype(np.float64))
 
 
 def reduction_factor(reduction: str, scale: float, count: int, rows: int) -> float:

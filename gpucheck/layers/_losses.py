@@ -86,7 +86,7 @@ def mse(target, *, reduction: str = "batchmean", scale: float = 1.0, delta: bool
         t64 = as_seen(t, x.dtype).reshape(-1)
         d = x64 - t64
         # np.sum, not a BLAS dot: no worker threads for an O(N) reduction
-        return factor * float(np.sum(d * d)), (x64, t64, np.array([factor]))
+        return factor * float(np.sum(np.multiply(d, d, out=d))), (x64, t64, np.array([factor]))
 
     if reduction == "batchmean" and scale == 1.0:
         k = kernel(builtin.mse, t)
