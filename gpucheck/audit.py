@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from . import api, layers
+from . import api
 from .errors import GpuCheckError
 from .functions import batched, kernel, rowwise
 
@@ -100,47 +100,13 @@ def _indices(specs):
     return out
 
 
-def build_layer(args) -> tuple:
-    """``(layer, files, options)``: the built-in layer ``--layer`` names, with its arrays and options.
-
-    Its arrays come from ``--inputs``, ``--target`` and ``--array NAME=FILE``
-    (repeated), its options from ``--option NAME=VALUE``; ``files`` maps each
-    array's name to its file, for the report.
-    """
-    from .cli import _load_array
-
-    files = {}
-    for flag in ("inputs", "target"):
-        if getattr(args, flag, None):
-            files[flag] = getattr(args, flag)
-    for spec in getattr(args, "array", None) or []:
-        name, sep, path = spec.partition("=")
-        if not sep or not name.isidentifier():
-            raise GpuCheckError(f"`--array` must look like NAME=FILE.npy, got {spec!r}")
-        if name in files:
-            raise GpuCheckError(f"`--array`: {name!r} given twice")
-        files[name] = path
-    arrays = {k: _load_array(v, f"--array {k}") for k, v in files.items()}
-    options = dict(parse_option(o) for o in getattr(args, "option", None) or [])
-    clash = sorted(set(arrays) & set(options))
-    if clash:
-        raise GpuCheckError(f"`--option` {clash[0]!r} is an array of the layer: give it with --array")
-    return layers.build(args.layer, **arrays, **options), files, options
-
-
 def build_problem(args) -> tuple:
     """``(f, x, grad, about)`` from the audit options; ``about`` describes them for the report."""
-    from .cli import _load_array, load_function, load_inputs
+    from .cli import _load_array, function_problem, layer_problem, load_point
 
-    if not args.x:
-        raise GpuCheckError("`--x` is required: the point, as a .npy file (or several inputs: "
-                            "--x NAME=FILE.npy repeated, or one .npz)")
-    x = load_inputs(args.x, "--x")
-    grad = load_inputs(args.grad, "--grad")
+    x, grad = load_point(args)
     about = {"x": list(args.x), "grad": list(args.grad or [])}
     if args.layer:
-        if args.function:
-            raise GpuCheckError("give either a function or `--layer`, not both")
         for flag in ("batched", "kernel", "rowwise"):
             if getattr(args, flag):
                 raise GpuCheckError(f"`--{flag}` is for a function; a layer is evaluated by what "
@@ -150,22 +116,10 @@ def build_problem(args) -> tuple:
             raise GpuCheckError("`--param` and `--scale` are for a function; give a layer's "
                                 "arrays with --array NAME=FILE.npy and its options with "
                                 "--option NAME=VALUE")
-        if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
-            raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
-        layer, files, options = build_layer(args)
-        if grad is None:
-            grad = layer.grad
-        about.update(form="layer", layer=args.layer, arrays=files,
-                     options={k: v for k, v in options.items()})
+        layer, grad, files, options = layer_problem(args, x, grad)
+        about.update(form="layer", layer=args.layer, arrays=files, options=dict(options))
         return layer, x, grad, about
-    if args.array or args.option or args.inputs or args.target:
-        raise GpuCheckError("`--array`, `--option`, `--inputs` and `--target` are for `--layer`")
-    if not args.function:
-        raise GpuCheckError("give a function as module:function (or file.py:function), or `--layer`")
-    if grad is None:
-        raise GpuCheckError("`--grad` is required: the analytic gradient, as a .npy file "
-                            "(in the form of `--x`)")
-    fn = load_function(args.function)
+    fn = function_problem(args, grad)
     params = [_load_array(p, "--param") for p in (args.param or [])]
     form = "kernel" if args.kernel else "rowwise" if args.rowwise else \
         "batched" if args.batched else "callable"

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import api, executors, layers
 from .backends import BACKENDS
-from .errors import GpuCheckError, GpuCheckInterrupted
+from .errors import GpuCheckError
 from .functions import batched, kernel
 from .progress import Meter
 from .stencils import SCHEMES
@@ -187,33 +187,71 @@ def load_function(spec: str):
         raise GpuCheckError(f"`function`: {target!r} has no attribute {attr!r}") from None
 
 
-def _build_problem(args):
-    """(f, x, grad) from the check/sweep options."""
+def load_point(args) -> tuple:
+    """``(x, grad)`` from ``--x`` (required) and ``--grad`` (None when not given)."""
     if not args.x:
         raise GpuCheckError("`--x` is required: the point, as a .npy file (or several inputs: "
                             "--x NAME=FILE.npy repeated, or one .npz)")
-    x = load_inputs(args.x, "--x")
-    grad = load_inputs(args.grad, "--grad")
-    if args.layer:
-        if args.function:
-            raise GpuCheckError("give either a function or `--layer`, not both")
-        if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
-            raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
-        from .audit import build_layer
+    return load_inputs(args.x, "--x"), load_inputs(args.grad, "--grad")
 
-        layer = build_layer(args)[0]
-        f = layer.batched if args.batched else layer  # a layer: its delta evaluator
-        if grad is None:
-            grad = layer.grad
-        return f, x, grad
-    if getattr(args, "array", None) or getattr(args, "option", None) or args.inputs or args.target:
+
+def build_layer(args) -> tuple:
+    """``(layer, files, options)``: the built-in layer ``--layer`` names, with its arrays and options.
+
+    Its arrays come from ``--inputs``, ``--target`` and ``--array NAME=FILE``
+    (repeated), its options from ``--option NAME=VALUE``; ``files`` maps each
+    array's name to its file, for the report.
+    """
+    from .audit import parse_option
+
+    files = {}
+    for flag in ("inputs", "target"):
+        if getattr(args, flag):
+            files[flag] = getattr(args, flag)
+    for spec in args.array or []:
+        name, sep, path = spec.partition("=")
+        if not sep or not name.isidentifier():
+            raise GpuCheckError(f"`--array` must look like NAME=FILE.npy, got {spec!r}")
+        if name in files:
+            raise GpuCheckError(f"`--array`: {name!r} given twice")
+        files[name] = path
+    arrays = {k: _load_array(v, f"--array {k}") for k, v in files.items()}
+    options = dict(parse_option(o) for o in args.option or [])
+    clash = sorted(set(arrays) & set(options))
+    if clash:
+        raise GpuCheckError(f"`--option` {clash[0]!r} is an array of the layer: give it with --array")
+    return layers.build(args.layer, **arrays, **options), files, options
+
+
+def layer_problem(args, x, grad) -> tuple:
+    """``(layer, grad, files, options)`` for ``--layer``: its gradient unless ``--grad`` gives one."""
+    if args.function:
+        raise GpuCheckError("give either a function or `--layer`, not both")
+    if isinstance(x, (dict, tuple)) or isinstance(grad, (dict, tuple)):
+        raise GpuCheckError("`--layer` checks one array: give `--x` and `--grad` as one .npy each")
+    layer, files, options = build_layer(args)
+    return layer, layer.grad if grad is None else grad, files, options
+
+
+def function_problem(args, grad):
+    """The user's function named by ``function``, once the options say it is one."""
+    if args.array or args.option or args.inputs or args.target:
         raise GpuCheckError("`--array`, `--option`, `--inputs` and `--target` are for `--layer`")
     if not args.function:
         raise GpuCheckError("give a function as module:function (or file.py:function), or `--layer`")
     if grad is None:
         raise GpuCheckError("`--grad` is required: the analytic gradient, as a .npy file "
                             "(in the form of `--x`)")
-    fn = load_function(args.function)
+    return load_function(args.function)
+
+
+def _build_problem(args):
+    """(f, x, grad) from the check/sweep options."""
+    x, grad = load_point(args)
+    if args.layer:
+        layer, grad = layer_problem(args, x, grad)[:2]
+        return (layer.batched if args.batched else layer), x, grad  # a layer: its delta evaluator
+    fn = function_problem(args, grad)
     if args.kernel:
         params = [_load_array(p, "--param") for p in (args.param or [])]
         return kernel(fn, *params), x, grad
@@ -230,6 +268,19 @@ _REFERENCE_HELP = ("also check with f evaluated on a float64 copy of x: tells a 
                    "formula from a noisy low-precision f")
 
 
+def add_layer_options(p) -> None:
+    """``--layer`` and its arrays and options, on a parser or an argument group."""
+    p.add_argument("--layer", choices=sorted(layers.REGISTRY),
+                   help="a built-in layer instead of a function; its arrays with --inputs, "
+                        "--target, --array")
+    p.add_argument("--inputs", metavar="FILE", help="the layer's inputs (--array inputs=FILE)")
+    p.add_argument("--target", metavar="FILE", help="the layer's target (--array target=FILE)")
+    p.add_argument("--array", action="append", metavar="NAME=FILE",
+                   help="any other array of the layer (labels, bias, weight, q, k, v, ...)")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE",
+                   help="an option of the layer (reduction=mean, scale=0.5, stride=2, ...)")
+
+
 def _common(p, schemes=tuple(SCHEMES)):
     p.add_argument("function", nargs="?", help="module:function or file.py:function")
     p.add_argument("--x", action="append", metavar="[NAME=]FILE",
@@ -237,15 +288,7 @@ def _common(p, schemes=tuple(SCHEMES)):
                         "(f gets a dict), FILE.npy repeated (f(*xs)), or one .npz (a dict)")
     p.add_argument("--grad", action="append", metavar="[NAME=]FILE",
                    help="the analytic gradient at x, in the form of --x")
-    p.add_argument("--layer", choices=sorted(layers.REGISTRY),
-                   help="a built-in layer instead of a function; its arrays with --inputs, "
-                        "--target, --array")
-    p.add_argument("--target", help="the layer's target (.npy)")
-    p.add_argument("--inputs", help="the layer's inputs, e.g. A of --layer dense (.npy)")
-    p.add_argument("--array", action="append", metavar="NAME=FILE",
-                   help="any other array of the layer (labels, bias, weight, q, k, v, ...)")
-    p.add_argument("--option", action="append", metavar="NAME=VALUE",
-                   help="an option of the layer (reduction=mean, scale=0.5, stride=2, ...)")
+    add_layer_options(p)
     p.add_argument("--batched", action="store_true", help="f takes a batch xs of shape (B, *x.shape)")
     p.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
     p.add_argument("--param", action="append", help="a parameter array for --kernel (.npy), repeatable")
@@ -324,18 +367,11 @@ def _audit_parser(a) -> None:
 
     a.add_argument("function", nargs="?", help="module:function or file.py:function (or --layer)")
     what = a.add_argument_group("what is audited")
-    what.add_argument("--layer", choices=sorted(layers.REGISTRY),
-                      help="a built-in layer; its arrays with --inputs, --target, --array")
     what.add_argument("--x", action="append", metavar="[NAME=]FILE",
                       help="the point x (.npy; several inputs: NAME=FILE.npy repeated, or one .npz)")
     what.add_argument("--grad", action="append", metavar="[NAME=]FILE",
                       help="the gradient to audit, in the form of --x")
-    what.add_argument("--inputs", metavar="FILE", help="the layer's inputs (--array inputs=FILE)")
-    what.add_argument("--target", metavar="FILE", help="the layer's target (--array target=FILE)")
-    what.add_argument("--array", action="append", metavar="NAME=FILE",
-                      help="any other array of the layer (labels, bias, weight, q, k, v, ...)")
-    what.add_argument("--option", action="append", metavar="NAME=VALUE",
-                      help="an option of the layer (reduction=mean, scale=0.5, stride=2, ...)")
+    add_layer_options(what)
     form = what.add_mutually_exclusive_group()
     form.add_argument("--batched", action="store_true", help="f takes a batch xs (B, *x.shape)")
     form.add_argument("--kernel", action="store_true", help="f is a numba-compatible fn(x, *params)")
