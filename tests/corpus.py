@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import gpucheck
+from delta_cases import row_sse
 from gpucheck import layers as L
 
 try:
@@ -35,6 +36,16 @@ except ImportError:  # pragma: no cover - ml_dtypes is in the test extra
 
 # ---------------------------------------------------------------- kernels
 # float64 accumulators (the literal 0.0) over terms computed in x's dtype
+
+def readme_mse_k(x, t):
+    """The README's kernel example: sum((x - t)**2) / rows."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            d = x[i, j] - t[i, j]
+            s += d * d
+    return s / x.shape[0]
+
 
 def softmax_ce_k(z, y):
     s = 0.0
@@ -73,14 +84,6 @@ def lse_k(x):
 
 # ------------------------------------------------------------ row functions
 # f(x) = scale * sum_r fn(x[r], ...): float64 accumulators over x's dtype
-
-def mse_row(row, t):
-    s = 0.0
-    for j in range(row.shape[0]):
-        d = row[j] - t[j]
-        s += d * d
-    return s
-
 
 def ce_row(z, y):
     m = z[0]
@@ -162,7 +165,7 @@ def mse(rng, dt, n):
     x = rng.normal(size=(n, n)).astype(dt)
     layer = L.mse(t)
     forms = _layer_forms(layer)
-    forms["rowwise"] = gpucheck.rowwise(mse_row, t, scale=1.0 / n)
+    forms["rowwise"] = gpucheck.rowwise(row_sse, t, scale=1.0 / n)
     return Case("mse", x, layer.grad(x), forms)
 
 

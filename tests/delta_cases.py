@@ -45,6 +45,14 @@ def row_quartic(row, w):
     return s
 
 
+def row_tanh(row, w):
+    """sum(w * tanh(row)) of one row, with the matching row of w."""
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += w[j] * math.tanh(row[j])
+    return s
+
+
 def block_energy(block, w):
     """A function of a 2-D row (x is 3-D): sum(w * tanh(block))."""
     s = 0.0

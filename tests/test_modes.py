@@ -10,13 +10,13 @@ NumPy gradients, a local run for the executor.
 from __future__ import annotations
 
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import corpus
+from delta_cases import block_energy, row_tanh
 import gpucheck
 from gpucheck import layers, modes
 from gpucheck.dense import AlongDirections, Directions
@@ -24,19 +24,8 @@ from gpucheck.functions import as_function
 from gpucheck.result import MISS_PER_DIRECTION, Coverage
 
 
-def tanh_k(x, w):
-    s = 0.0
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            s += w[i, j] * math.tanh(x[i, j])
-    return s
-
-
-def tanh_row(row, w):
-    s = 0.0
-    for j in range(row.shape[0]):
-        s += w[j] * math.tanh(row[j])
-    return s
+tanh_k = block_energy  # sum(w * tanh(x)) as a kernel of all of x
+tanh_row = row_tanh
 
 
 def problem(dtype=np.float64, shape=(16, 12), seed=0):
