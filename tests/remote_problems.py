@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import gpucheck
+from delta_cases import row_sse  # noqa: F401  (a row-wise kernel function the workers import)
 from gpucheck.kernels import builtin
 
 T = np.linspace(-1.0, 1.0, 24).reshape(4, 6)
@@ -44,15 +45,6 @@ X64 = np.sin(np.arange(64 * 64.0)).reshape(64, 64)
 def batch_size_shows(xs):
     """MSE plus a trace of the batch size in the low bits: different batches, different bits."""
     return ((xs - T64) ** 2).reshape(len(xs), -1).sum(axis=1) / 64 + 1e-9 * len(xs)
-
-
-def row_sse(row, t):
-    """One row's sum of squared differences (a row-wise kernel function)."""
-    s = 0.0
-    for j in range(row.shape[0]):
-        d = row[j] - t[j]
-        s += d * d
-    return s
 
 
 def two_inputs(p):
