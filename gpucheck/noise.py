@@ -382,7 +382,8 @@ def _finer_than_any_quantum(v: np.ndarray) -> bool:
     if n < SCREEN_FROM:
         return False
     picks = np.unique(np.random.default_rng(0).integers(0, n, 1 << 14))
-    u = np.unique(v[picks])
+    sample = v[picks]
+    u = np.unique(sample[np.isfinite(sample)])  # (before the whole of v is filtered)
     if u.size < 2:
         return False
     return float(np.diff(u).min()) <= 64 * float(np.finfo(np.float64).eps) * float(np.max(np.abs(u)))
@@ -410,9 +411,9 @@ def quantum(values: np.ndarray, flat: bool = True) -> float:
     if not flat:
         return 0.0
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
     if _finer_than_any_quantum(v):
         return 0.0
+    v = v[np.isfinite(v)]
     uniq = np.unique(v)
     if uniq.size < 2 or uniq.size > v.size // 2:
         return 0.0

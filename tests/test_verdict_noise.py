@@ -159,6 +159,9 @@ def test_quantum_sample_screen_decides_as_the_full_sort(monkeypatch):
         "a large f moved by tiny steps": 2049.0 + 1e-7 * rng.normal(size=n).astype(np.float32),
         "few distinct values": rng.integers(0, 5, n) * 0.5,
         "pairs of repeats": np.repeat(rng.normal(size=n // 2), 2),
+        "rounded, with NaN and inf": np.where(rng.random(n) < 0.3, np.nan,
+                                              np.round(3 * rng.normal(size=n), 3)),
+        "fine, with inf": np.where(rng.random(n) < 0.3, np.inf, rng.normal(size=n)),
     }
     screened = {k: noise.quantum(v) for k, v in cases.items()}
     monkeypatch.setattr(noise, "SCREEN_FROM", 1 << 62)
